@@ -1,0 +1,153 @@
+# Helical platform: `make up WORKERS=3` starts the stack, `make test` proves it. `make help` lists the rest.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# .env is the one source of settings (created on first use); its variables reach compose and the scripts.
+-include .env
+export
+
+# Host facts the compose file needs: the checkout's absolute path (runner containers mount host paths)
+# and the group that owns the Docker socket (the workers launch runners through it).
+export PROJECT_DIR := $(CURDIR)
+export DOCKER_GID ?= $(shell stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)
+export AIRFLOW_UID ?= $(shell id -u)
+# WORKERS (CPU worker count): make up WORKERS=3 wins over .env's value (default 2).
+# Services to leave out, e.g. EXCLUDE='grafana statsd-exporter cadvisor' where those images cannot be had.
+EXCLUDE ?=
+GPU ?=
+PYTHON ?= python3
+
+COMPOSE_FILES := -f compose/docker-compose.yaml -f compose/docker-compose.monitoring.yaml $(COMPOSE_EXTRA_FILES)
+COMPOSE := docker compose --project-directory $(CURDIR) $(COMPOSE_FILES) $(if $(GPU),--profile gpu)
+RUNNER_BUILD := docker compose --project-directory $(CURDIR) -f compose/runner-images.yaml
+VENV := .venv
+DAG_ID := helical_model_workflow
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+# ---------------------------------------------------------------------------------------------- the stack
+.env:
+	@config/make-env.sh .env
+
+.PHONY: preflight
+preflight: .env
+	@scripts/preflight.sh $(if $(GPU),--gpu)
+
+.PHONY: dirs
+dirs:
+	@mkdir -p data results models
+
+.PHONY: images
+images: .env runner-image ## Build the Airflow and runner images
+	$(COMPOSE) build airflow-init
+
+.PHONY: up
+up: preflight dirs images ## Start the stack: make up WORKERS=3 [GPU=1] [EXCLUDE='grafana ...']
+	$(COMPOSE) up -d --wait --wait-timeout 600 --remove-orphans \
+	  $(filter-out airflow-init $(EXCLUDE),$(shell $(COMPOSE) config --services 2>/dev/null))
+	@scripts/print-urls.sh
+
+.PHONY: down
+down: ## Stop the stack and remove its containers (volumes are kept; make clean removes them)
+	$(COMPOSE) --profile gpu down --remove-orphans
+
+.PHONY: clean
+clean: ## Stop the stack and delete its volumes (metadata DB, logs, Prometheus data)
+	$(COMPOSE) --profile gpu down --remove-orphans --volumes
+
+.PHONY: ps
+ps: ## Show the services and their health
+	$(COMPOSE) ps
+
+.PHONY: logs
+logs: ## Follow the logs: make logs [SERVICE=airflow-worker]
+	$(COMPOSE) logs -f --tail=200 $(SERVICE)
+
+.PHONY: scale
+scale: ## Change the CPU worker count without touching the rest: make scale WORKERS=N (0 is allowed)
+	@test -n "$${WORKERS:-}" || { echo "usage: make scale WORKERS=N"; exit 2; }
+	$(COMPOSE) up -d --no-deps --wait --wait-timeout 300 --scale airflow-worker=$(WORKERS) airflow-worker
+
+.PHONY: trigger
+trigger: ## Trigger one run and wait for it: make trigger [CONF='{"device":"cpu","max_cells":500}']
+	@$(PYTHON) scripts/trigger.py --dag $(DAG_ID) --conf '$(or $(CONF),{})'
+
+.PHONY: models
+models: dirs ## Fetch the real scGPT weights into ./models (needs a connected machine)
+	docker run --rm -v $(CURDIR)/models:/models --user $(AIRFLOW_UID) helical-runner:cpu helical-runner fetch-model
+
+.PHONY: test-model
+test-model: dirs ## Write a tiny random-weight scGPT checkpoint into ./models (smoke tests only)
+	docker run --rm --network none -v $(CURDIR)/models:/models --user $(AIRFLOW_UID) helical-runner:cpu \
+	  helical-runner test-model --out /models
+
+# --------------------------------------------------------------------------------------------- the images
+.PHONY: runner-image
+runner-image: ## Build helical-runner:cpu (and tag it helical-runner:latest)
+	$(RUNNER_BUILD) build runner-cpu
+	docker tag helical-runner:cpu helical-runner:latest
+
+.PHONY: runner-image-gpu
+runner-image-gpu: ## Build helical-runner:gpu (CUDA torch)
+	$(RUNNER_BUILD) build runner-gpu
+
+# ---------------------------------------------------------------------------------------------- the tests
+$(VENV)/.done: requirements-dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements-dev.lock
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.done
+
+.PHONY: test
+test: test-unit test-dags test-runner test-monitoring e2e ## Everything: unit, in-image tests, then the e2e stack
+
+.PHONY: test-unit
+test-unit: venv ## Pure-logic tests, seconds, no Docker
+	$(VENV)/bin/pytest -q tests/unit
+
+.PHONY: lint
+lint: venv ## ruff over every Python file
+	$(VENV)/bin/ruff check .
+
+.PHONY: test-dags
+test-dags: .env ## DAG integrity tests inside the Airflow image
+	$(COMPOSE) build airflow-init
+	docker compose --project-directory $(CURDIR) -f compose/airflow-test.yaml build dag-tests
+	docker compose --project-directory $(CURDIR) -f compose/airflow-test.yaml run --rm dag-tests
+
+.PHONY: test-runner
+test-runner: ## Runner tests inside the runner image, then the image itself offline
+	$(RUNNER_BUILD) build runner-test
+	docker run --rm --network none -v $(CURDIR)/../shared/scgpt-vocab:/vocab:ro \
+	  -e HELICAL_TEST_VOCAB=/vocab/default_census_vocab.json helical-runner:test
+	$(MAKE) runner-image
+	$(VENV)/bin/pytest -q tests/image
+
+.PHONY: test-monitoring
+test-monitoring: venv ## promtool checks, rule tests, PromQL and metric-name checks
+	$(VENV)/bin/pytest -q tests/monitoring
+
+.PHONY: e2e
+e2e: venv ## The whole stack on this machine through the REST API (replaces a running stack)
+	$(VENV)/bin/pytest -q -x tests/e2e
+
+.PHONY: bench-runner
+bench-runner: ## Runner vs naive Helical path at real scGPT dims, inside the runner image
+	docker run --rm helical-runner:test python /app/bench/bench_runner.py
+
+.PHONY: load-test
+load-test: venv ## make load-test RUNS=20 CONCURRENCY=5 DEVICE=auto [MAX_CELLS=100]
+	$(VENV)/bin/python scripts/load_test.py --runs $(or $(RUNS),10) --concurrency $(or $(CONCURRENCY),5) \
+	  --device $(or $(DEVICE),auto) $(if $(MAX_CELLS),--max-cells $(MAX_CELLS))
+
+.PHONY: lock
+lock: ## Recompile every lock file from its .in file (needs uv)
+	uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 -q runner/requirements.in -o runner/requirements.lock
+	uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 -q compose/airflow/requirements.in -o compose/airflow/requirements.lock
+	uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 -q compose/airflow/requirements-test.in -c compose/airflow/requirements.lock -o compose/airflow/requirements-test.lock
+	uv pip compile --python-version 3.11 -q requirements-dev.in -o requirements-dev.lock

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# One-time work before the stack starts: a preflight that warns in plain words, the metadata database
+# migration, and the admin user (from .env; admin/admin unless changed).
+set -euo pipefail
+
+warn() { printf 'WARNING: %s\n' "$*" >&2; }
+mem_kb=$(awk '/MemTotal/ {print $2}' /proc/meminfo)
+(( mem_kb >= 4 * 1024 * 1024 )) || warn "only $((mem_kb / 1024)) MiB of memory: the stack needs 4 GiB or more (raise Docker's memory limit)."
+(( $(nproc) >= 2 )) || warn "only $(nproc) CPU: the stack needs at least 2 (raise Docker's CPU limit)."
+disk_kb=$(df -Pk /opt/airflow | awk 'NR==2 {print $4}')
+(( disk_kb >= 10 * 1024 * 1024 )) || warn "only $((disk_kb / 1024 / 1024)) GiB free disk: the runner image alone takes ~9 GiB."
+
+airflow db migrate
+airflow users create --role Admin \
+  --username "${_AIRFLOW_WWW_USER_USERNAME}" --password "${_AIRFLOW_WWW_USER_PASSWORD}" \
+  --firstname Admin --lastname User --email admin@example.org \
+  || airflow users reset-password --username "${_AIRFLOW_WWW_USER_USERNAME}" --password "${_AIRFLOW_WWW_USER_PASSWORD}"
+airflow version

@@ -1,0 +1,105 @@
+"""The DockerOperator that runs helical-runner on one dataset, on the queue the run was routed to."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.docker.exceptions import DockerContainerFailedException
+from airflow.providers.docker.operators.docker import DockerOperator
+from docker.types import DeviceRequest, Mount
+
+from helical_workflow.discovery import safe_run_id
+from helical_workflow.settings import GPU_WORKER_MODE_ENV, load_settings
+
+# Runner exit codes that mean bad input or configuration: retrying cannot help (see docs/contracts.md).
+RUNNER_INPUT_ERRORS = {1, 2}
+
+
+class RunnerOperator(DockerOperator):
+    """helical-runner on `dataset` (a path under /data), labelled for cAdvisor, logs streamed to the task log.
+
+    `gpu=True` asks the engine for every NVIDIA GPU and runs the GPU image, unless the worker executing the
+    task is the test-only GPU worker (HELICAL_GPU_WORKER_MODE=test), which uses the CPU image and no device.
+    """
+
+    def __init__(self, *, dataset: str, gpu: bool = False, **kwargs: Any) -> None:
+        settings = load_settings()
+        super().__init__(
+            image=settings.gpu_image if gpu else settings.cpu_image,
+            api_version="auto",
+            docker_url="unix://var/run/docker.sock",
+            mounts=[
+                Mount(target="/data", source=settings.host_data_dir, type="bind", read_only=True),
+                Mount(target="/results", source=settings.host_results_dir, type="bind"),
+                Mount(target="/models", source=settings.host_models_dir, type="bind"),
+            ],
+            mount_tmp_dir=False,
+            network_mode=settings.docker_network,
+            user=settings.runner_uid,
+            # "success" would remove failed containers too; they stay for `docker logs` (make down removes them).
+            auto_remove="never",
+            do_xcom_push=True,
+            device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpu else None,
+            **kwargs,
+        )
+        self.dataset = dataset
+        self.gpu = gpu
+        self.statsd_host = settings.statsd_host
+        self.cpu_image = settings.cpu_image
+
+    def execute(self, context: Any) -> Any:
+        ti = context["ti"]
+        params = context["params"]
+        run_id = safe_run_id(context["run_id"])
+        gpu_mode = "none"
+        if self.gpu:
+            gpu_mode = os.environ.get(GPU_WORKER_MODE_ENV, "device")
+            if gpu_mode == "test":
+                self.image, self.device_requests = self.cpu_image, None
+        self.command = runner_command(self.dataset, run_id, params, device="cuda" if gpu_mode == "device" else "cpu")
+        self.environment = {"STATSD_HOST": self.statsd_host, "STATSD_PORT": "9125"} if self.statsd_host else {}
+        # Not templated fields, so they are set here, where the run's identity is known.
+        self.container_name = container_name(ti.dag_id, ti.task_id, run_id, ti.map_index, ti.try_number)
+        self.labels = {
+            "helical.dag_id": ti.dag_id,
+            "helical.task_id": ti.task_id,
+            "helical.run_id": run_id,
+            "helical.queue": self.queue,
+            "helical.dataset": self.dataset,
+            "helical.gpu_mode": gpu_mode,
+        }
+        self.log.info("runner %s on %s (queue %s, gpu mode %s)", self.image, self.dataset, self.queue, gpu_mode)
+        try:
+            summary_line = super().execute(context)
+        except DockerContainerFailedException as err:
+            if exit_code(err) in RUNNER_INPUT_ERRORS:
+                raise AirflowFailException(
+                    f"helical-runner rejected {self.dataset} (exit {exit_code(err)}): its log above names the fix"
+                ) from err
+            raise
+        self.cli.remove_container(self.container["Id"])
+        return summary_line
+
+
+def exit_code(err: DockerContainerFailedException) -> int | None:
+    """The container's exit status, which the provider only puts in the message ({'StatusCode': N, ...})."""
+    match = re.search(r"'StatusCode': (\d+)", str(err))
+    return int(match.group(1)) if match else None
+
+
+def runner_command(dataset: str, run_id: str, params: dict[str, Any], device: str) -> list[str]:
+    """The helical-runner CLI call for one dataset (flags as in docs/contracts.md)."""
+    command = ["helical-runner", "run", "--data", dataset, "--run-id", run_id, "--device", device]
+    command += ["--max-cells", str(int(params.get("max_cells") or 0))]
+    command += ["--classifier", str(params.get("classifier") or "auto")]
+    if params.get("batch_size"):
+        command += ["--batch-size", str(int(params["batch_size"]))]
+    return command
+
+
+def container_name(dag_id: str, task_id: str, run_id: str, map_index: int, try_number: int) -> str:
+    """Unique per task instance and try; Docker allows [a-zA-Z0-9][a-zA-Z0-9_.-] in names."""
+    return re.sub(r"[^a-zA-Z0-9_.-]", "_", f"{dag_id}.{task_id}.{run_id}.{map_index}.try{try_number}")[:200]

@@ -1,0 +1,35 @@
+"""Which Celery queue a run goes to, given the requested device and the queues live workers consume."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from helical_workflow.settings import CPU_QUEUE, GPU_QUEUE
+
+DEVICES = ("auto", "cpu", "gpu")
+
+
+class NoGpuWorkerError(RuntimeError):
+    """device=gpu was asked for but no live Celery worker consumes the gpu queue."""
+
+
+def live_queues(active_queues: Mapping[str, Iterable[Mapping[str, object]]] | None) -> set[str]:
+    """Queue names from Celery's `inspect().active_queues()` reply ({worker: [{"name": ...}, ...]})."""
+    return {str(q["name"]) for queues in (active_queues or {}).values() for q in queues}
+
+
+def route_to_queue(device: str, queues: set[str]) -> str:
+    """gpu -> gpu (or fail fast); auto -> gpu only when a live worker consumes it; cpu -> cpu."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cpu":
+        return CPU_QUEUE
+    if GPU_QUEUE in queues:
+        return GPU_QUEUE
+    if device == "gpu":
+        raise NoGpuWorkerError(
+            "device=gpu but no live Celery worker consumes the 'gpu' queue: start one with "
+            "`make up GPU=1` (needs the NVIDIA driver and container toolkit), or trigger with device=auto or cpu."
+        )
+    return CPU_QUEUE
+

@@ -1,0 +1,44 @@
+"""Deployment settings of the workflow, read from the environment the compose file sets (one source: .env)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CPU_QUEUE = "cpu"
+GPU_QUEUE = "gpu"
+# How the test-only GPU worker announces itself: it consumes `gpu` but requests no device.
+GPU_WORKER_MODE_ENV = "HELICAL_GPU_WORKER_MODE"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the host keeps data, results and models, and which runner images to launch."""
+
+    host_data_dir: str
+    host_results_dir: str
+    host_models_dir: str
+    cpu_image: str
+    gpu_image: str
+    runner_uid: str
+    docker_network: str
+    statsd_host: str
+    # The same folders as the workers see them (compose mounts them into every Airflow container).
+    worker_data_dir: Path
+    worker_results_dir: Path
+
+
+def load_settings(env: os._Environ[str] | dict[str, str] = os.environ) -> Settings:
+    return Settings(
+        host_data_dir=env.get("HELICAL_DATA_DIR", "/data"),
+        host_results_dir=env.get("HELICAL_RESULTS_DIR", "/results"),
+        host_models_dir=env.get("HELICAL_MODELS_DIR", "/models"),
+        cpu_image=env.get("HELICAL_RUNNER_CPU_IMAGE", "helical-runner:cpu"),
+        gpu_image=env.get("HELICAL_RUNNER_GPU_IMAGE", "helical-runner:gpu"),
+        runner_uid=env.get("HELICAL_RUNNER_UID", "1000"),
+        docker_network=env.get("HELICAL_DOCKER_NETWORK", "bridge"),
+        statsd_host=env.get("HELICAL_STATSD_HOST", ""),
+        worker_data_dir=Path(env.get("HELICAL_WORKER_DATA_DIR", "/opt/airflow/data")),
+        worker_results_dir=Path(env.get("HELICAL_WORKER_RESULTS_DIR", "/opt/airflow/results")),
+    )

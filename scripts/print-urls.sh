@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# What `make up` prints once every service is healthy: where to look and how to log in.
+set -euo pipefail
+# shellcheck disable=SC1091
+set -a; [ -f .env ] && . ./.env; set +a
+host=${BIND_ADDRESS:-127.0.0.1}; [ "$host" = 0.0.0.0 ] && host=localhost
+cat <<TXT
+
+Helical platform is up.
+  Airflow UI / REST API  http://$host:${AIRFLOW_PORT:-8080}   login ${_AIRFLOW_WWW_USER_USERNAME:-admin} / ${_AIRFLOW_WWW_USER_PASSWORD:-admin}
+  Flower                 http://$host:${FLOWER_PORT:-5555}   login ${FLOWER_BASIC_AUTH:-admin:admin}
+  Prometheus             http://$host:${PROMETHEUS_PORT:-9090}
+  Grafana                http://$host:${GRAFANA_PORT:-3000}   login admin / ${GRAFANA_ADMIN_PASSWORD:-admin}
+  statsd-exporter        http://$host:${STATSD_EXPORTER_PORT:-9102}/metrics
+
+Drop .h5ad files into ${HELICAL_DATA_DIR:-./data}, then: make trigger   (results land in ${HELICAL_RESULTS_DIR:-./results}/<run_id>/)
+TXT
+if [ -z "$(ls -A "${HELICAL_MODELS_DIR:-models}" 2>/dev/null)" ]; then
+  echo "No scGPT weights in ${HELICAL_MODELS_DIR:-./models}: run 'make models' (connected machine) or 'make test-model' (tiny random weights, smoke tests only)."
+fi

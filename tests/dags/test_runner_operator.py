@@ -1,0 +1,80 @@
+"""The runner task's container: command, name, labels, mounts and the GPU routes (docker itself not called)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from airflow.providers.docker.operators.docker import DockerOperator
+from helical_workflow.operator import RunnerOperator, container_name, runner_command
+
+PARAMS = {"data": "", "device": "auto", "max_cells": 100, "classifier": "off", "batch_size": None}
+
+
+def test_runner_command_passes_every_param():
+    assert runner_command("/data/a.h5ad", "run_1", {**PARAMS, "batch_size": 32}, "cpu") == [
+        "helical-runner", "run", "--data", "/data/a.h5ad", "--run-id", "run_1", "--device", "cpu",
+        "--max-cells", "100", "--classifier", "off", "--batch-size", "32",
+    ]
+
+
+def test_container_names_are_unique_and_valid():
+    a = container_name("helical_model_workflow", "run_runner_cpu", "manual__2026-01-01T00:00:00+00:00", 0, 1)
+    b = container_name("helical_model_workflow", "run_runner_cpu", "manual__2026-01-01T00:00:00+00:00", 1, 1)
+    c = container_name("helical_model_workflow", "run_runner_cpu", "manual__2026-01-01T00:00:00+00:00", 0, 2)
+    assert len({a, b, c}) == 3
+    assert all(ch.isalnum() or ch in "_.-" for ch in a)
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Run execute() up to the Docker call and keep the operator's state at that moment."""
+    seen = {}
+
+    def fake_execute(self, context):
+        seen.update(image=self.image, device_requests=self.device_requests, command=self.command,
+                    labels=self.labels, name=self.container_name, env=self.environment)
+        return '{"ok": true}'
+
+    monkeypatch.setattr(DockerOperator, "execute", fake_execute)
+    monkeypatch.setattr(RunnerOperator, "cli", SimpleNamespace(remove_container=lambda _id: None), raising=False)
+    return seen
+
+
+def _context(task_id: str):
+    ti = SimpleNamespace(dag_id="helical_model_workflow", task_id=task_id, map_index=2, try_number=1)
+    return {"ti": ti, "params": PARAMS, "run_id": "manual__2026-01-01T00:00:00+00:00"}
+
+
+def _operator(monkeypatch, gpu: bool) -> RunnerOperator:
+    monkeypatch.setenv("HELICAL_RUNNER_CPU_IMAGE", "helical-runner:cpu")
+    monkeypatch.setenv("HELICAL_RUNNER_GPU_IMAGE", "helical-runner:gpu")
+    monkeypatch.setenv("HELICAL_STATSD_HOST", "statsd-exporter")
+    op = RunnerOperator(task_id="run_runner_gpu" if gpu else "run_runner_cpu", queue="gpu" if gpu else "cpu",
+                        dataset="/data/a.h5ad", gpu=gpu)
+    op.container = {"Id": "abc"}
+    return op
+
+
+def test_cpu_route_runs_the_cpu_image_with_labels(monkeypatch, captured):
+    _operator(monkeypatch, gpu=False).execute(_context("run_runner_cpu"))
+    assert captured["image"] == "helical-runner:cpu" and captured["device_requests"] is None
+    assert captured["labels"]["helical.queue"] == "cpu"
+    assert captured["labels"]["helical.run_id"] == "manual__2026-01-01T00_00_00_00_00"
+    assert captured["command"][captured["command"].index("--device") + 1] == "cpu"
+    assert captured["env"] == {"STATSD_HOST": "statsd-exporter", "STATSD_PORT": "9125"}
+
+
+def test_gpu_route_requests_the_gpu(monkeypatch, captured):
+    monkeypatch.delenv("HELICAL_GPU_WORKER_MODE", raising=False)
+    _operator(monkeypatch, gpu=True).execute(_context("run_runner_gpu"))
+    assert captured["image"] == "helical-runner:gpu"
+    assert captured["device_requests"][0]["Capabilities"] == [["gpu"]]
+    assert captured["command"][captured["command"].index("--device") + 1] == "cuda"
+
+
+def test_gpu_test_worker_requests_no_device(monkeypatch, captured):
+    monkeypatch.setenv("HELICAL_GPU_WORKER_MODE", "test")
+    _operator(monkeypatch, gpu=True).execute(_context("run_runner_gpu"))
+    assert captured["image"] == "helical-runner:cpu" and captured["device_requests"] is None
+    assert captured["labels"]["helical.gpu_mode"] == "test"
