@@ -52,11 +52,14 @@ up: preflight dirs images ## Start the stack: make up WORKERS=3 [GPU=1] [EXCLUDE
 
 .PHONY: down
 down: ## Stop the stack and remove its containers (volumes are kept; make clean removes them)
-	$(COMPOSE) --profile gpu down --remove-orphans
+	$(COMPOSE) --profile gpu --profile gpu-test down --remove-orphans
+	@# Failed runner containers are kept for `docker logs`; they go with the stack.
+	@docker ps -aq --filter label=helical.dag_id | xargs -r docker rm -f >/dev/null
 
 .PHONY: clean
 clean: ## Stop the stack and delete its volumes (metadata DB, logs, Prometheus data)
-	$(COMPOSE) --profile gpu down --remove-orphans --volumes
+	$(COMPOSE) --profile gpu --profile gpu-test down --remove-orphans --volumes
+	@docker ps -aq --filter label=helical.dag_id | xargs -r docker rm -f >/dev/null
 
 .PHONY: ps
 ps: ## Show the services and their health
@@ -72,8 +75,8 @@ scale: ## Change the CPU worker count without touching the rest: make scale WORK
 	$(COMPOSE) up -d --no-deps --wait --wait-timeout 300 --scale airflow-worker=$(WORKERS) airflow-worker
 
 .PHONY: trigger
-trigger: ## Trigger one run and wait for it: make trigger [CONF='{"device":"cpu","max_cells":500}']
-	@$(PYTHON) scripts/trigger.py --dag $(DAG_ID) --conf '$(or $(CONF),{})'
+trigger: venv ## Trigger one run and wait for it: make trigger [CONF='{"device":"cpu","max_cells":500}']
+	@$(VENV)/bin/python scripts/trigger.py --dag $(DAG_ID) --conf '$(or $(CONF),{})'
 
 .PHONY: models
 models: dirs ## Fetch the real scGPT weights into ./models (needs a connected machine)
@@ -104,7 +107,7 @@ $(VENV)/.done: requirements-dev.lock
 venv: $(VENV)/.done
 
 .PHONY: test
-test: test-unit test-dags test-runner test-monitoring e2e ## Everything: unit, in-image tests, then the e2e stack
+test: lint test-unit test-dags test-runner test-monitoring e2e ## Everything: unit, in-image tests, then the e2e stack
 
 .PHONY: test-unit
 test-unit: venv ## Pure-logic tests, seconds, no Docker
@@ -141,9 +144,10 @@ bench-runner: ## Runner vs naive Helical path at real scGPT dims, inside the run
 	docker run --rm helical-runner:test python /app/bench/bench_runner.py
 
 .PHONY: load-test
-load-test: venv ## make load-test RUNS=20 CONCURRENCY=5 DEVICE=auto [MAX_CELLS=100]
+load-test: venv ## make load-test RUNS=20 CONCURRENCY=5 DEVICE=auto [MAX_CELLS=100 DATA=glob COMPARE_WORKERS=1,3]
 	$(VENV)/bin/python scripts/load_test.py --runs $(or $(RUNS),10) --concurrency $(or $(CONCURRENCY),5) \
-	  --device $(or $(DEVICE),auto) $(if $(MAX_CELLS),--max-cells $(MAX_CELLS))
+	  --device $(or $(DEVICE),auto) $(if $(MAX_CELLS),--max-cells $(MAX_CELLS)) $(if $(DATA),--data '$(DATA)') \
+	  $(if $(COMPARE_WORKERS),--compare-workers $(COMPARE_WORKERS))
 
 .PHONY: lock
 lock: ## Recompile every lock file from its .in file (needs uv)

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Load-test `helical_model_workflow` through Airflow's REST API and write a report.
+
+    python scripts/load_test.py --runs 20 --concurrency 5 --device cpu --max-cells 200
+    python scripts/load_test.py --runs 12 --compare-workers 1,3      # runs `make scale WORKERS=n`
+    python scripts/load_test.py --from-records results/loadtest/<ts>/records.json   # re-render only
+
+Reports land in results/loadtest/<ts>/ (report.json, report.md, latency.png, in_flight.png,
+per_worker.png, records.json); the last stdout line is the path of report.json (comparison.json in
+--compare-workers mode), so scripts can pick it up with `tail -n1`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from loadtest import LoadConfig, ScaleConfig, compare_workers, rebuild_report, run_load
+from loadtest.client import ApiError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    load = p.add_argument_group("load")
+    load.add_argument("--runs", type=int, default=6, help="DAG runs to trigger (default 6)")
+    load.add_argument("--concurrency", type=int, help="max runs of ours in flight (default: no cap)")
+    load.add_argument("--rate", type=float, help="trigger pace in runs/minute (default: all at once)")
+    load.add_argument("--timeout", type=float, default=1800, help="seconds for the whole load (default 1800)")
+    load.add_argument("--poll", type=float, default=3.0, help="seconds between state polls (default 3)")
+    params = p.add_argument_group("DAG params (left out of conf when unset, so DAG defaults apply)")
+    params.add_argument("--data", action="append", default=[],
+                        help="dataset path/glob as the DAG sees it; repeat to round-robin several")
+    params.add_argument("--device", choices=("auto", "cpu", "gpu"))
+    params.add_argument("--max-cells", type=int)
+    params.add_argument("--classifier", choices=("auto", "on", "off"))
+    params.add_argument("--batch-size", type=int)
+    api = p.add_argument_group("deployment")
+    api.add_argument("--url", default=os.environ.get("AIRFLOW_URL", "http://localhost:8080"),
+                     help="Airflow API server (env AIRFLOW_URL; default http://localhost:8080)")
+    api.add_argument("--username", default=os.environ.get("_AIRFLOW_WWW_USER_USERNAME", "admin"),
+                     help="env _AIRFLOW_WWW_USER_USERNAME; default admin")
+    api.add_argument("--password", default=os.environ.get("_AIRFLOW_WWW_USER_PASSWORD", "admin"),
+                     help="env _AIRFLOW_WWW_USER_PASSWORD; default admin")
+    api.add_argument("--token", default=os.environ.get("AIRFLOW_API_TOKEN"),
+                     help="ready JWT instead of username/password (env AIRFLOW_API_TOKEN)")
+    api.add_argument("--dag-id", default="helical_model_workflow")
+    api.add_argument("--runner-task", default="run_runner_",
+                     help="task id (prefix) of the runner tasks (default %(default)s; '' = detect)")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", type=Path, default=Path("results/loadtest"),
+                     help="report root; a <ts>/ dir is made inside (default results/loadtest)")
+    out.add_argument("--no-progress", action="store_true", help="no progress bars (CI logs)")
+    out.add_argument("--keep-unfinished", action="store_true",
+                     help="at --timeout leave our unfinished runs running instead of marking them failed")
+    out.add_argument("--from-records", type=Path, help="only re-render a report from a records.json")
+    scale = p.add_argument_group("worker scaling")
+    scale.add_argument("--compare-workers", help="comma list of worker counts, e.g. 1,3")
+    scale.add_argument("--scale-cmd", default="make scale WORKERS={n}",
+                       help="command run before each count; {n} = workers (default: %(default)s)")
+    scale.add_argument("--flower-url", default=os.environ.get("FLOWER_URL"),
+                       help="also wait until Flower shows n workers online (env FLOWER_URL)")
+    scale.add_argument("--flower-user", default=os.environ.get("FLOWER_USER"), help="env FLOWER_USER")
+    scale.add_argument("--flower-password", default=os.environ.get("FLOWER_PASSWORD"),
+                       help="env FLOWER_PASSWORD")
+    return p.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> LoadConfig:
+    return LoadConfig(
+        runs=args.runs, concurrency=args.concurrency, rate=args.rate, data=tuple(args.data),
+        device=args.device, max_cells=args.max_cells, classifier=args.classifier,
+        batch_size=args.batch_size, timeout_s=args.timeout, poll_s=args.poll, url=args.url.rstrip("/"),
+        username=args.username, password=args.password, token=args.token, dag_id=args.dag_id,
+        runner_task=args.runner_task or None, out_root=args.out, progress=not args.no_progress,
+        fail_unfinished=not args.keep_unfinished,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.from_records:
+            print(rebuild_report(args.from_records) / "report.json")
+            return 0
+        config = config_from(args)
+        config.validate()
+        if args.compare_workers:
+            counts = [int(n) for n in args.compare_workers.split(",") if n.strip()]
+            scale = ScaleConfig(args.scale_cmd, args.flower_url, args.flower_user, args.flower_password)
+            base = compare_workers(config, counts, scale)
+            print((base / "comparison.md").read_text())
+            print(base / "comparison.json")
+            return 0
+        out_dir = run_load(config)
+        print((out_dir / "report.md").read_text())
+        print(out_dir / "report.json")
+        return 0
+    except (ApiError, ValueError, RuntimeError) as err:
+        print(f"load test failed: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

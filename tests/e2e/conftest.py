@@ -1,0 +1,144 @@
+"""The real stack on this machine, started the way users start it: `make up WORKERS=3 EXCLUDE=...`.
+
+Its data, results and models live under .e2e/ (git-ignored), so a user's ./data and ./results are untouched.
+The stack is stopped with `make down` at the end, and the test asserts nothing of it is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+E2E = ROOT / ".e2e"
+VOCAB = ROOT.parent / "shared" / "scgpt-vocab" / "default_census_vocab.json"
+DAG_ID = "helical_model_workflow"
+# The three services whose images cannot be had on the test machines (no registry, no Debian package).
+EXCLUDE = "grafana statsd-exporter cadvisor"
+
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests"))
+from loadtest.client import AirflowApi  # noqa: E402
+
+# Command-line variables, so they win over .env inside make.
+MAKE_VARS = {
+    "HELICAL_DATA_DIR": str(E2E / "data"),
+    "HELICAL_RESULTS_DIR": str(E2E / "results"),
+    "HELICAL_MODELS_DIR": str(E2E / "models"),
+    "E2E_DIR": str(E2E),
+    "COMPOSE_EXTRA_FILES": "-f tests/e2e/compose.e2e.yaml",
+    "EXCLUDE": EXCLUDE,
+    "DAG_REFRESH_INTERVAL": "10",
+}
+
+
+def make(*args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess:
+    variables = [f"{k}={v}" for k, v in {**MAKE_VARS, **extra}.items()]
+    return subprocess.run(["make", *args, *variables], cwd=ROOT, check=check, text=True)
+
+
+def compose(*args: str) -> str:
+    """docker compose on the e2e stack (the same files make uses), returning stdout."""
+    files = ["-f", "compose/docker-compose.yaml", "-f", "compose/docker-compose.monitoring.yaml",
+             "-f", "tests/e2e/compose.e2e.yaml"]
+    env = {**os.environ, **MAKE_VARS, "PROJECT_DIR": str(ROOT)}
+    return subprocess.run(["docker", "compose", "--project-directory", str(ROOT), *files, *args],
+                          cwd=ROOT, env=env, check=True, text=True, capture_output=True).stdout
+
+
+def env_file() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / ".env").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def docker_run_runner(*args: str, volumes: dict[Path, str]) -> None:
+    mounts = [flag for host, target in volumes.items() for flag in ("-v", f"{host}:{target}")]
+    subprocess.run(["docker", "run", "--rm", "--network", "none", "--user", str(os.getuid()), *mounts,
+                    "helical-runner:cpu", *args], check=True)
+
+
+def prepare_folders() -> None:
+    """Three datasets and the tiny scGPT checkpoint (real vocabulary), made with the runner image itself."""
+    shutil.rmtree(E2E, ignore_errors=True)
+    for name in ("data", "results", "models", "statsd"):
+        (E2E / name).mkdir(parents=True)
+    docker_run_runner("python", "/e2e/make_datasets.py", "/data",
+                      volumes={ROOT / "tests" / "e2e": "/e2e:ro", E2E / "data": "/data"})
+    docker_run_runner("helical-runner", "test-model", "--out", "/models", "--vocab", "/vocab/vocab.json",
+                      volumes={E2E / "models": "/models", VOCAB: "/vocab/vocab.json:ro"})
+
+
+class Stack:
+    """The running stack seen through its REST API, with the waits the tests share."""
+
+    def __init__(self) -> None:
+        values = env_file()
+        self.url = f"http://localhost:{values.get('AIRFLOW_PORT') or 8080}"
+        self.prometheus = f"http://localhost:{values.get('PROMETHEUS_PORT') or 9090}"
+        self.flower = f"http://localhost:{values.get('FLOWER_PORT') or 5555}"
+        self.flower_auth = tuple(values.get("FLOWER_BASIC_AUTH", "admin:admin").split(":", 1))
+        self.api = AirflowApi(self.url, values.get("_AIRFLOW_WWW_USER_USERNAME") or "admin",
+                              values.get("_AIRFLOW_WWW_USER_PASSWORD") or "admin")
+        self.results = E2E / "results"
+
+    def trigger(self, name: str, **conf: Any) -> str:
+        run_id = f"e2e__{name}__{int(time.time())}"
+        self.api.trigger(DAG_ID, run_id, conf)
+        return run_id
+
+    def wait(self, run_id: str, timeout: float = 900) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.api.list_runs(DAG_ID, run_id)
+            if runs and runs[0]["state"] in ("success", "failed"):
+                return runs[0]["state"]
+            time.sleep(3)
+        raise TimeoutError(f"{run_id} still not finished after {timeout}s")
+
+    def task_instances(self, run_id: str) -> list[dict[str, Any]]:
+        return self.api.task_instances(DAG_ID, run_id)
+
+    def explain(self, run_id: str) -> str:
+        """States and log tails of a run's tasks, for assertion messages."""
+        lines = []
+        for ti in self.task_instances(run_id):
+            lines.append(f"{ti['task_id']}[{ti['map_index']}] {ti['state']} on {ti.get('hostname')}")
+            if ti["state"] == "failed":
+                lines.append(self.api.log_tail(ti, 30) or "(no log)")
+        return "\n".join(lines)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    subprocess.run(["make", "runner-image"], cwd=ROOT, check=True)
+    prepare_folders()
+    make("up", WORKERS="3")
+    stack = Stack()
+    deadline = time.monotonic() + 180
+    while True:  # the dag-processor parses the DAG shortly after it starts
+        try:
+            stack.api.get_dag(DAG_ID)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(5)
+    yield stack
+    make("down")
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", "label=com.docker.compose.project=helical"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    runners = subprocess.run(["docker", "ps", "-aq", "--filter", "label=helical.dag_id"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert not left and not runners, f"make down left containers behind: {left + runners}"

@@ -1,0 +1,29 @@
+"""Write the e2e datasets into the folder given (run inside the runner image, which has scanpy/anndata).
+
+Three small, real-gene datasets: two slices of scanpy's bundled pbmc68k_reduced (log-normalised, labelled
+bulk_labels) and one raw-counts dataset drawn from a negative binomial on its genes with a cell_type column.
+"""
+
+import sys
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import scanpy as sc
+
+out = Path(sys.argv[1])
+out.mkdir(parents=True, exist_ok=True)
+pbmc = sc.datasets.pbmc68k_reduced()
+base = ad.AnnData(X=pbmc.raw.X.copy(), obs=pbmc.obs[["bulk_labels"]].copy(), var=pbmc.raw.var[[]].copy())
+base[:120].copy().write_h5ad(out / "pbmc_part_a.h5ad")
+base[120:240].copy().write_h5ad(out / "pbmc_part_b.h5ad")
+
+rng = np.random.default_rng(0)
+n_cells, n_genes = 150, base.n_vars
+counts = rng.negative_binomial(2, 0.3, size=(n_cells, n_genes)).astype(np.float32)
+labels = np.array(["T cell", "B cell", "NK cell"])[rng.integers(0, 3, n_cells)]
+raw = ad.AnnData(X=counts, var=base.var.copy())
+raw.obs["cell_type"] = labels
+raw.obs_names = [f"cell{i}" for i in range(n_cells)]
+raw.write_h5ad(out / "synthetic_counts.h5ad")
+print(f"wrote 3 datasets to {out}")

@@ -1,0 +1,150 @@
+"""End to end through the REST API: routing, outputs on the host, spread over workers, backlog metrics.
+
+The tests share one stack and run in file order (the later ones change worker counts).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import requests
+from conftest import E2E, compose, make
+
+DATASETS = ("pbmc_part_a", "pbmc_part_b", "synthetic_counts")
+
+
+def runner_tis(stack, run_id: str, task_id: str) -> list[dict]:
+    return [ti for ti in stack.task_instances(run_id) if ti["task_id"] == task_id]
+
+
+def assert_complete_outputs(run_dir: Path, dataset: str) -> dict:
+    folder = run_dir / dataset
+    assert (folder / "embeddings.h5ad").stat().st_size > 0, f"{folder} has no embeddings"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["cells"] > 0 and metrics["model"]["test_model"] is True, metrics
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    return metrics
+
+
+def test_three_datasets_run_on_several_workers(stack):
+    run_id = stack.trigger("three", device="cpu", max_cells=100)
+    assert stack.wait(run_id) == "success", stack.explain(run_id)
+    run_dir = stack.results / run_id
+    for dataset in DATASETS:
+        assert_complete_outputs(run_dir, dataset)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["datasets_done"] == 3 and summary["missing"] == []
+    runners = runner_tis(stack, run_id, "run_runner_cpu")
+    assert len(runners) == 3 and all(ti["state"] == "success" for ti in runners)
+    workers = {ti["hostname"] for ti in runners}
+    assert len(workers) >= 2, f"all mapped runner tasks ran on {workers}"
+    assert all(ti["queue"] == "cpu" for ti in stack.task_instances(run_id))
+
+
+def test_auto_without_gpu_worker_runs_on_cpu(stack):
+    run_id = stack.trigger("auto", device="auto", data="pbmc_part_a.h5ad", max_cells=50)
+    assert stack.wait(run_id) == "success", stack.explain(run_id)
+    states = {ti["task_id"]: ti["state"] for ti in stack.task_instances(run_id)}
+    assert states["run_runner_cpu"] == "success" and states["run_runner_gpu"] == "skipped", states
+    assert_complete_outputs(stack.results / run_id, "pbmc_part_a")
+
+
+def test_gpu_without_gpu_worker_fails_fast_with_the_fix(stack):
+    started = time.monotonic()
+    run_id = stack.trigger("gpu_none", device="gpu", data="pbmc_part_a.h5ad")
+    assert stack.wait(run_id, timeout=300) == "failed"
+    assert time.monotonic() - started < 120, "device=gpu without a GPU worker should fail fast, not queue"
+    choose = runner_tis(stack, run_id, "choose_queue")[0]
+    assert choose["state"] == "failed" and choose["try_number"] == 1, "no retries for a routing error"
+    assert "no live Celery worker consumes the 'gpu' queue" in (stack.api.log_tail(choose, 60) or "")
+    assert not (stack.results / run_id / "pbmc_part_a").exists()
+
+
+def prometheus_value(stack, promql: str) -> float | None:
+    result = requests.get(f"{stack.prometheus}/api/v1/query", params={"query": promql}, timeout=10).json()
+    values = result["data"]["result"]
+    return float(values[0]["value"][1]) if values else None
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_backlog_shows_in_redis_queue_depth_and_drains(stack):
+    make("scale", WORKERS="0")
+    run_id = stack.trigger("backlog", device="cpu", data="pbmc_part_b.h5ad", max_cells=50)
+    depth = 'redis_key_size{key="cpu"}'
+    wait_for(lambda: (prometheus_value(stack, depth) or 0) >= 1, 120, f"{depth} >= 1 with no worker")
+    make("scale", WORKERS="2")
+    assert stack.wait(run_id) == "success", stack.explain(run_id)
+    wait_for(lambda: prometheus_value(stack, depth) == 0, 120, f"{depth} back to 0")
+
+
+def test_flower_metrics_list_every_worker(stack):
+    workers = requests.get(f"{stack.flower}/api/workers", params={"refresh": "true"}, auth=stack.flower_auth,
+                           timeout=30).json()
+    assert len([w for w in workers if w.startswith("cpu@")]) == 2, workers
+
+    def online() -> set[str]:
+        result = requests.get(f"{stack.prometheus}/api/v1/query", params={"query": "flower_worker_online == 1"},
+                              timeout=10).json()["data"]["result"]
+        return {r["metric"]["worker"] for r in result}
+
+    wait_for(lambda: set(workers) <= online(), 120, f"flower_worker_online for {sorted(workers)}")
+
+
+def test_gpu_route_runs_on_the_test_gpu_worker(stack):
+    compose("--profile", "gpu-test", "up", "-d", "--no-deps", "--wait", "airflow-worker-gpu-test")
+    try:
+        run_id = stack.trigger("gpu_test", device="gpu", data="synthetic_counts.h5ad", max_cells=60)
+        assert stack.wait(run_id) == "success", stack.explain(run_id)
+        (runner,) = runner_tis(stack, run_id, "run_runner_gpu")
+        assert runner["queue"] == "gpu" and runner["hostname"].startswith("gpu-test@"), runner
+        log = stack.api.log_tail(runner, 400) or ""
+        assert "gpu mode test" in log, log[-2000:]
+        assert_complete_outputs(stack.results / run_id, "synthetic_counts")
+    finally:
+        compose("--profile", "gpu-test", "rm", "-sf", "airflow-worker-gpu-test")
+
+
+def test_statsd_lines_map_to_the_metrics_dashboards_use(stack):
+    from monitoring.statsd_mapping import load_mapping, map_line
+
+    lines = (E2E / "statsd" / "statsd-lines.txt").read_text().splitlines()
+    mapping = load_mapping()
+    mapped = {}
+    for line in lines:
+        result = map_line(mapping, line)
+        if result:
+            mapped.setdefault(result[0], []).append(result[1])
+    # Airflow's per-queue gauges and the runner's metrics, each with the labels the dashboards select on.
+    assert any(labels.get("queue") == "cpu" for labels in mapped.get("airflow_ti_queued", [])), sorted(mapped)
+    assert "airflow_scheduler_heartbeat" in mapped, sorted(mapped)
+    assert any(labels.get("dataset") == "synthetic_counts" for labels in mapped.get(
+        "helical_runner_cells_per_second", [])), sorted(mapped)
+
+
+def test_small_load_report_agrees_with_the_api(stack, tmp_path):
+    from loadtest import LoadConfig, run_load
+
+    report_json = run_load(LoadConfig(runs=6, device="cpu", max_cells=30, data=("pbmc_part_a.h5ad",), url=stack.url,
+                                      concurrency=6, timeout_s=900, progress=False, out_root=tmp_path))
+    folder = report_json.parent
+    for name in ("report.json", "report.md", "latency.png", "in_flight.png", "per_worker.png"):
+        assert (folder / name).stat().st_size > 0, name
+    report = json.loads(report_json.read_text())
+    per_run = {r["run_id"]: r for r in report["summary"]["per_run"]}
+    assert len(per_run) == 6
+    prefix = next(iter(per_run)).rsplit("__", 1)[0]
+    api_runs = {r["dag_run_id"]: r for r in stack.api.list_runs("helical_model_workflow", prefix)}
+    assert set(api_runs) == set(per_run)
+    for run_id, run in per_run.items():
+        assert run["state"] == api_runs[run_id]["state"] == "success", run

@@ -1,0 +1,58 @@
+"""The built helical-runner:cpu image, as a user runs it: no network, demo data, the tiny test model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VOCAB = ROOT.parent / "shared" / "scgpt-vocab" / "default_census_vocab.json"
+IMAGE = os.environ.get("RUNNER_IMAGE", "helical-runner:cpu")
+
+
+def docker_run(*args: str, volumes: dict[Path, str], user: bool = True) -> subprocess.CompletedProcess:
+    mounts = [flag for host, target in volumes.items() for flag in ("-v", f"{host}:{target}")]
+    as_user = ["--user", f"{os.getuid()}:{os.getgid()}"] if user else []
+    return subprocess.run(["docker", "run", "--rm", "--network", "none", *as_user, *mounts, IMAGE, *args],
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    made = docker_run("helical-runner", "test-model", "--out", "/models", "--vocab", "/vocab.json",
+                      volumes={folder: "/models", VOCAB: "/vocab.json:ro"})
+    assert made.returncode == 0, made.stderr[-3000:]
+    return folder
+
+
+def test_default_command_embeds_the_demo_data_offline(models, tmp_path):
+    data, out = tmp_path / "data", tmp_path / "results"
+    data.mkdir(), out.mkdir()
+    # The image's default command (python run_helical.py), as the original documented, with no flags at all.
+    done = docker_run(volumes={models: "/models", out: "/results", data: "/data:ro"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["ok"] and len(summary["datasets"]) == 1
+    (run_dir,) = out.iterdir()
+    metrics = json.loads((run_dir / "pbmc68k_reduced" / "metrics.json").read_text())
+    assert metrics["cells"] == 700 and metrics["model"]["test_model"] is True
+    assert (run_dir / "pbmc68k_reduced" / "embeddings.h5ad").stat().st_size > 0
+    assert "TEST MODEL" in done.stderr.upper()
+
+
+def test_missing_model_files_fail_naming_the_fix(tmp_path):
+    empty = tmp_path / "models"
+    empty.mkdir()
+    done = docker_run(volumes={empty: "/models", tmp_path: "/results"})
+    assert done.returncode == 2
+    assert "make models" in done.stderr
+
+
+def test_image_runs_as_non_root_by_default():
+    done = subprocess.run(["docker", "run", "--rm", IMAGE, "id", "-u"], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() != "0"

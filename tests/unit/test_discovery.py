@@ -1,0 +1,51 @@
+"""Which datasets a run picks up from ./data, and run ids made safe for paths."""
+
+import pytest
+from helical_workflow.discovery import DataPatternError, discover_datasets, safe_run_id
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    for rel in ("a.h5ad", "b.h5ad", "notes.txt", "lab1/c.h5ad", "lab1/deep/d.h5ad"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    return tmp_path
+
+
+def test_empty_pattern_takes_every_h5ad(data_dir):
+    assert discover_datasets(data_dir, "") == [
+        "/data/a.h5ad", "/data/b.h5ad", "/data/lab1/c.h5ad", "/data/lab1/deep/d.h5ad"
+    ]
+
+
+def test_empty_folder_runs_the_demo(tmp_path):
+    assert discover_datasets(tmp_path, "") == ["/data"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("a.h5ad", ["/data/a.h5ad"]),
+        ("/data/a.h5ad", ["/data/a.h5ad"]),
+        ("*.h5ad", ["/data/a.h5ad", "/data/b.h5ad"]),
+        ("lab1", ["/data/lab1/c.h5ad", "/data/lab1/deep/d.h5ad"]),
+        ("lab1/**/*.h5ad", ["/data/lab1/c.h5ad", "/data/lab1/deep/d.h5ad"]),
+    ],
+)
+def test_patterns(data_dir, pattern, expected):
+    assert discover_datasets(data_dir, pattern) == expected
+
+
+def test_pattern_matching_nothing_names_the_fix(data_dir):
+    with pytest.raises(DataPatternError, match=r"matches no \.h5ad file under ./data \(4 present\)"):
+        discover_datasets(data_dir, "missing*.h5ad")
+
+
+def test_pattern_cannot_leave_the_data_folder(data_dir):
+    with pytest.raises(DataPatternError, match="leaves the data folder"):
+        discover_datasets(data_dir, "../etc/*.h5ad")
+
+
+def test_safe_run_id():
+    assert safe_run_id("manual__2026-01-01T00:00:00+00:00") == "manual__2026-01-01T00_00_00_00_00"
+    assert safe_run_id("loadtest__1__2") == "loadtest__1__2"
