@@ -51,10 +51,11 @@ with DAG(
     @task
     def discover_datasets() -> list[str]:
         """Every selected .h5ad as the runner sees it (/data/...)."""
-        from helical_workflow.discovery import DataPatternError, discover_datasets as discover
-        from helical_workflow.settings import load_settings
-
         from airflow.sdk.exceptions import AirflowFailException
+
+        from helical_workflow.discovery import DataPatternError
+        from helical_workflow.discovery import discover_datasets as discover
+        from helical_workflow.settings import load_settings
 
         params = get_current_context()["params"]
         try:
@@ -65,8 +66,8 @@ with DAG(
     @task.branch
     def choose_queue(datasets: list[str]) -> str:
         """Ask Celery which queues live workers consume, then route; device=gpu without one fails fast."""
-        from airflow.sdk.exceptions import AirflowFailException
         from airflow.providers.celery.executors.celery_executor_utils import app as celery_app
+        from airflow.sdk.exceptions import AirflowFailException
 
         from helical_workflow.routing import NoGpuWorkerError, live_queues, route_to_queue
 

@@ -6,9 +6,9 @@ import os
 import re
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk.exceptions import AirflowFailException
 from docker.types import DeviceRequest, Mount
 
 from helical_workflow.discovery import safe_run_id

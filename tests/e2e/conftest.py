@@ -25,7 +25,7 @@ DAG_ID = "helical_model_workflow"
 EXCLUDE = "grafana statsd-exporter cadvisor"
 
 sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "monitoring"))
 from loadtest.client import AirflowApi  # noqa: E402
 
 # Command-line variables, so they win over .env inside make.
@@ -124,6 +124,8 @@ class Stack:
 def stack() -> Iterator[Stack]:
     subprocess.run(["make", "runner-image"], cwd=ROOT, check=True)
     prepare_folders()
+    # Airflow resolves the StatsD host once, at process start: the capture must answer before Airflow starts.
+    compose("up", "-d", "--wait", "statsd-capture")
     make("up", WORKERS="3")
     stack = Stack()
     deadline = time.monotonic() + 180

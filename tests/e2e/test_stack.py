@@ -10,7 +10,11 @@ import time
 from pathlib import Path
 
 import requests
-from conftest import E2E, compose, make
+
+from conftest import E2E, ROOT, compose, make
+from live_checks import by_label, map_captured, shape_problems, value, wait_for
+from statsd_mapping import Mapper
+from statsd_samples import EXPECTED_SHAPES
 
 DATASETS = ("pbmc_part_a", "pbmc_part_b", "synthetic_counts")
 
@@ -62,43 +66,24 @@ def test_gpu_without_gpu_worker_fails_fast_with_the_fix(stack):
     assert not (stack.results / run_id / "pbmc_part_a").exists()
 
 
-def prometheus_value(stack, promql: str) -> float | None:
-    result = requests.get(f"{stack.prometheus}/api/v1/query", params={"query": promql}, timeout=10).json()
-    values = result["data"]["result"]
-    return float(values[0]["value"][1]) if values else None
-
-
-def wait_for(predicate, timeout: float, what: str, every: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def test_backlog_shows_in_redis_queue_depth_and_drains(stack):
     make("scale", WORKERS="0")
     run_id = stack.trigger("backlog", device="cpu", data="pbmc_part_b.h5ad", max_cells=50)
-    depth = 'redis_key_size{key="cpu"}'
-    wait_for(lambda: (prometheus_value(stack, depth) or 0) >= 1, 120, f"{depth} >= 1 with no worker")
+    depth = 'queue:redis_queue_depth:sum{queue="cpu"}'
+    wait_for(stack.prometheus, depth, lambda r: value(r) >= 1, 180)
     make("scale", WORKERS="2")
     assert stack.wait(run_id) == "success", stack.explain(run_id)
-    wait_for(lambda: prometheus_value(stack, depth) == 0, 120, f"{depth} back to 0")
+    wait_for(stack.prometheus, depth, lambda r: bool(r) and value(r) == 0, 180)
 
 
 def test_flower_metrics_list_every_worker(stack):
     workers = requests.get(f"{stack.flower}/api/workers", params={"refresh": "true"}, auth=stack.flower_auth,
                            timeout=30).json()
     assert len([w for w in workers if w.startswith("cpu@")]) == 2, workers
-
-    def online() -> set[str]:
-        result = requests.get(f"{stack.prometheus}/api/v1/query", params={"query": "flower_worker_online == 1"},
-                              timeout=10).json()["data"]["result"]
-        return {r["metric"]["worker"] for r in result}
-
-    wait_for(lambda: set(workers) <= online(), 120, f"flower_worker_online for {sorted(workers)}")
+    wait_for(stack.prometheus, "flower_worker_online == 1",
+             lambda r: set(workers) <= set(by_label(r, "worker")), 180)
+    wait_for(stack.prometheus, "queue:flower_workers_online:sum",
+             lambda r: by_label(r, "queue").get("cpu") == 2, 180)
 
 
 def test_gpu_route_runs_on_the_test_gpu_worker(stack):
@@ -116,20 +101,16 @@ def test_gpu_route_runs_on_the_test_gpu_worker(stack):
 
 
 def test_statsd_lines_map_to_the_metrics_dashboards_use(stack):
-    from monitoring.statsd_mapping import load_mapping, map_line
-
     lines = (E2E / "statsd" / "statsd-lines.txt").read_text().splitlines()
-    mapping = load_mapping()
-    mapped = {}
-    for line in lines:
-        result = map_line(mapping, line)
-        if result:
-            mapped.setdefault(result[0], []).append(result[1])
-    # Airflow's per-queue gauges and the runner's metrics, each with the labels the dashboards select on.
-    assert any(labels.get("queue") == "cpu" for labels in mapped.get("airflow_ti_queued", [])), sorted(mapped)
-    assert "airflow_scheduler_heartbeat" in mapped, sorted(mapped)
-    assert any(labels.get("dataset") == "synthetic_counts" for labels in mapped.get(
-        "helical_runner_cells_per_second", [])), sorted(mapped)
+    exported = map_captured(lines, Mapper.from_file(ROOT / "monitoring" / "statsd" / "mapping.yml"))
+    assert shape_problems(exported, EXPECTED_SHAPES) == []
+    # What the dashboards select on, as Airflow and the runners really sent it during the tests above.
+    labels = {name: [m.labels for m in found] for name, found in exported.items()}
+    assert any(lab.get("queue") == "cpu" for lab in labels.get("airflow_ti_queued", [])), sorted(labels)
+    assert any(lab.get("component") == "scheduler" for lab in labels.get("airflow_heartbeat_total", []))
+    assert any(lab.get("dataset") == "synthetic_counts" and lab.get("device") == "cpu"
+               for lab in labels.get("helical_runner_cells_per_second", [])), sorted(labels)
+    assert "helical_runner_dataset_duration_seconds" in labels and "airflow_dagrun_duration_seconds" in labels
 
 
 def test_small_load_report_agrees_with_the_api(stack, tmp_path):

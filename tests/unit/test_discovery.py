@@ -1,6 +1,7 @@
 """Which datasets a run picks up from ./data, and run ids made safe for paths."""
 
 import pytest
+
 from helical_workflow.discovery import DataPatternError, discover_datasets, safe_run_id
 
 

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import load_test
 import pytest
+
 from loadtest import LoadConfig, ScaleConfig, compare_workers, run_load
 from loadtest.config import DAG_PARAM_NAMES
 from loadtest.driver import _Pacer

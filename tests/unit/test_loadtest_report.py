@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from loadtest import rebuild_report, report, scaling
 from loadtest.driver import build_report
 

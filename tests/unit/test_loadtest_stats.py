@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from loadtest import stats
 
 FIXTURE = Path(__file__).parent / "fixtures" / "loadtest_records.json"

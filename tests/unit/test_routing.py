@@ -1,6 +1,7 @@
 """Queue routing: device param x live Celery queues."""
 
 import pytest
+
 from helical_workflow.routing import NoGpuWorkerError, live_queues, route_to_queue
 
 CELERY_REPLY = {

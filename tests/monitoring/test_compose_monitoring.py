@@ -1,0 +1,86 @@
+"""compose/docker-compose.monitoring.yaml: pinned, healthy, bound to BIND_ADDRESS, optional."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from promql_names import REPO
+
+COMPOSE = REPO / "compose" / "docker-compose.monitoring.yaml"
+SERVICES = {"statsd-exporter", "redis-exporter", "prometheus", "grafana", "cadvisor"}
+OPTIONAL = {
+    "grafana",
+    "statsd-exporter",
+    "cadvisor",
+}  # no image on machines without a registry
+CONTRACT_PORTS = {
+    "statsd-exporter": {"9102:9102", "9125:9125/udp"},
+    "redis-exporter": {"9121:9121"},
+    "prometheus": {"9090:9090"},
+    "grafana": {"3000:3000"},
+    "cadvisor": {"8081:8080"},
+}
+
+
+@pytest.fixture(scope="module")
+def services() -> dict:
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
+
+
+def test_services_are_the_contract_ones(services: dict) -> None:
+    assert set(services) == SERVICES
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_service_is_pinned_healthchecked_restarted_and_local(
+    services: dict, name: str
+) -> None:
+    service = services[name]
+    image = service["image"]
+    assert re.search(r":v?\d+\.\d+\.\d+", image) and "latest" not in image, (
+        f"{name}: unpinned {image}"
+    )
+    assert service.get("restart") == "always"
+    assert {"test", "interval", "timeout", "retries", "start_period"} <= set(
+        service["healthcheck"]
+    )
+    ports = set()
+    for port in service.get("ports", []):
+        assert port.startswith("${BIND_ADDRESS:-127.0.0.1}:"), (
+            f"{name}: {port} not bound to BIND_ADDRESS"
+        )
+        ports.add(port.removeprefix("${BIND_ADDRESS:-127.0.0.1}:"))
+    assert ports == CONTRACT_PORTS[name]
+
+
+def test_optional_services_are_needed_by_nothing(services: dict) -> None:
+    for name, service in services.items():
+        needs = set(service.get("depends_on", {}))
+        assert needs & OPTIONAL == set(), f"{name} depends on {needs & OPTIONAL}"
+        if name in OPTIONAL:
+            assert not needs, f"{name} must start alone, depends on {needs}"
+    assert set(services["redis-exporter"]["depends_on"]) == {"redis"}
+
+
+def test_mounted_files_exist(services: dict) -> None:
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert (REPO / source).exists(), f"{name}: mounts missing {source}"
+
+
+def test_redis_exporter_watches_the_celery_queues(services: dict) -> None:
+    env = services["redis-exporter"]["environment"]
+    assert env["REDIS_EXPORTER_CHECK_SINGLE_KEYS"] == "db0=cpu,db0=gpu,db0=default"
+
+
+def test_no_secret_in_the_file() -> None:
+    text = COMPOSE.read_text(encoding="utf-8")
+    assert "GF_SECURITY_ADMIN_PASSWORD: ${GRAFANA_ADMIN_PASSWORD" in text
+    assert not re.search(
+        r"(?i)password[^$\n]*:\s*['\"]?\w{4,}['\"]?\s*$", text, re.MULTILINE
+    )

@@ -1,0 +1,86 @@
+"""Grafana dashboards and provisioning: generated, checked in, and wired to the datasource."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+from promql_names import DASHBOARD_FILES, MONITORING, dashboard_panels
+
+GRAFANA = MONITORING / "grafana"
+
+
+def load_builder() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "build_dashboards", GRAFANA / "build_dashboards.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_checked_in_json_equals_generated() -> None:
+    rendered = load_builder().render()
+    assert sorted(rendered) == sorted(p.name for p in DASHBOARD_FILES)
+    for name, text in rendered.items():
+        assert (GRAFANA / "dashboards" / name).read_text(encoding="utf-8") == text, (
+            f"{name} is stale: run python3 monitoring/grafana/build_dashboards.py"
+        )
+
+
+@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
+def test_dashboard_shape(path: Path) -> None:
+    board = json.loads(path.read_text(encoding="utf-8"))
+    variables = {v["name"] for v in board["templating"]["list"]}
+    assert "datasource" in variables
+    for item in dashboard_panels(path):
+        if item["type"] == "row":
+            continue
+        assert item["title"].endswith("?"), (
+            f"{path.name}: panel title is not a question: {item['title']}"
+        )
+        assert item["datasource"]["uid"] == "${datasource}"
+        assert item["targets"], f"{path.name}: {item['title']} has no query"
+        for query in item["targets"]:
+            for used in ("$queue", "$worker", "$dag_id", "$dataset"):
+                if used in query["expr"]:
+                    assert used[1:] in variables, (
+                        f"{path.name}: {used} used but not defined"
+                    )
+
+
+def test_titles_and_uids_are_unique() -> None:
+    boards = [json.loads(p.read_text(encoding="utf-8")) for p in DASHBOARD_FILES]
+    assert {b["title"] for b in boards} == {
+        "Queues & workers",
+        "Helical runs",
+        "Airflow health",
+    }
+    assert len({b["uid"] for b in boards}) == len(boards)
+
+
+def test_provisioning_points_at_the_dashboards_and_a_fixed_datasource_uid() -> None:
+    provisioning = GRAFANA / "provisioning"
+    datasource = yaml.safe_load(
+        (provisioning / "datasources" / "prometheus.yml").read_text()
+    )["datasources"][0]
+    assert (datasource["uid"], datasource["url"]) == (
+        "prometheus",
+        "http://prometheus:9090",
+    )
+    provider = yaml.safe_load(
+        (provisioning / "dashboards" / "helical.yml").read_text()
+    )["providers"][0]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    for path in DASHBOARD_FILES:
+        board = json.loads(path.read_text(encoding="utf-8"))
+        default = next(
+            v for v in board["templating"]["list"] if v["name"] == "datasource"
+        )
+        assert default["current"]["value"] == datasource["uid"]
