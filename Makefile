@@ -46,8 +46,9 @@ images: .env runner-image ## Build the Airflow and runner images
 
 .PHONY: up
 up: preflight dirs images ## Start the stack: make up WORKERS=3 [GPU=1] [EXCLUDE='grafana ...']
+	@# Every service of the active profiles but the excluded ones; airflow-init runs as their dependency.
 	$(COMPOSE) up -d --wait --wait-timeout 600 --remove-orphans \
-	  $(filter-out airflow-init $(EXCLUDE),$(shell $(COMPOSE) config --services 2>/dev/null))
+	  $$($(COMPOSE) config --services | grep -vxF $(foreach s,airflow-init $(EXCLUDE),-e $(s)))
 	@scripts/print-urls.sh
 
 .PHONY: down

@@ -1,0 +1,33 @@
+"""summary.json from the runners' metrics.json files."""
+
+import json
+
+from helical_workflow.summary import build_summary, collect_metrics, write_json_atomically
+
+
+def _metrics(dataset: str, source: str, cells: int, embed_s: float, demo: bool = False) -> dict:
+    return {"dataset": dataset, "source": source, "cells": cells, "demo_data": demo,
+            "durations_seconds": {"embed": embed_s, "total": embed_s + 1}}
+
+
+def test_summary_totals_and_missing_datasets(tmp_path):
+    for m in (_metrics("a", "/data/a.h5ad", 100, 2.0), _metrics("b", "/data/b.h5ad", 300, 2.0)):
+        write_json_atomically(tmp_path / m["dataset"] / "metrics.json", m)
+    summary = build_summary("run_1", ["/data/a.h5ad", "/data/b.h5ad", "/data/c.h5ad"], collect_metrics(tmp_path))
+    assert summary["datasets_done"] == 2 and summary["datasets_planned"] == 3
+    assert summary["missing"] == ["/data/c.h5ad"]
+    assert summary["cells"] == 400 and summary["cells_per_second"] == 100.0
+
+
+def test_demo_run_of_an_empty_folder_is_not_missing(tmp_path):
+    demo = _metrics("pbmc68k_reduced", "/site-packages/scanpy/datasets/pbmc.h5ad", 700, 7.0, demo=True)
+    assert build_summary("r", ["/data"], [demo])["missing"] == []
+    assert build_summary("r", ["/data"], [])["missing"] == ["/data"]
+
+
+def test_write_json_atomically_leaves_no_temp_file(tmp_path):
+    target = tmp_path / "run" / "summary.json"
+    write_json_atomically(target, {"x": 1})
+    write_json_atomically(target, {"x": 2})
+    assert json.loads(target.read_text()) == {"x": 2}
+    assert [p.name for p in target.parent.iterdir()] == ["summary.json"]
