@@ -1,0 +1,154 @@
+"""`helical-runner [run] ...` and `helical-runner test-model --out DIR` (docs/contracts.md).
+
+Exit codes: 0 every dataset succeeded, 1 at least one failed (the others are still written),
+2 bad configuration. Logs go to stderr; the last stdout line is the one-line JSON summary (XCom).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from helical_runner.config import add_run_arguments, resolve_device, resolve_precision, settings_from
+from helical_runner.discover import DatasetSource, find_datasets
+from helical_runner.errors import ConfigError, DatasetError
+
+LOG = logging.getLogger("helical_runner")
+
+EXIT_OK, EXIT_DATASET_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def setup_logging() -> None:
+    """Everything to stderr, so stdout carries only the JSON summary.
+
+    Importing `helical` adds a second root handler (every line would print twice) and its "scGPT"
+    logger writes to stdout; so Helical is imported first and both are replaced by one stderr handler.
+    Helical's later logging.basicConfig calls are no-ops because the root logger has a handler.
+    """
+    import helical  # noqa: F401 - light (the models are imported later); see the docstring
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    scgpt_logger = logging.getLogger("scGPT")
+    scgpt_logger.handlers[:] = [handler]
+    scgpt_logger.propagate = False
+    for noisy in ("helical.models.scgpt.model", "datasets", "numba", "h5py", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="helical-runner", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command")
+    add_run_arguments(commands.add_parser("run", help="embed every dataset (the default command)"))
+    test = commands.add_parser("test-model", help="write a tiny scGPT checkpoint (random weights) for tests")
+    test.add_argument("--out", required=True, type=Path, help="folder to write best_model.pt, vocab.json, args.json")
+    test.add_argument("--vocab", type=Path, help="JSON {gene: id}, e.g. scGPT's default_census_vocab.json; "
+                                                "default: a built-in list of 705 human genes")
+    for flag, default in (("--embsize", 32), ("--nlayers", 2), ("--nheads", 4), ("--d-hid", 64), ("--seed", 0)):
+        test.add_argument(flag, type=int, default=default, help=f"default {default} (the real scGPT: see bench/)")
+    return parser
+
+
+def print_summary(run_id: str, results: list[dict[str, Any]]) -> None:
+    summary = {"run_id": run_id, "ok": bool(results) and all(r["status"] == "ok" for r in results),
+               "datasets": results}
+    sys.stderr.flush()
+    print(json.dumps(summary, separators=(",", ":")), flush=True)
+
+
+def failed(name: str, error: str) -> dict[str, Any]:
+    return {"dataset": name, "status": "failed", "output_dir": None, "error": error, "cells": None,
+            "cells_per_second": None}
+
+
+def run(args: argparse.Namespace) -> int:
+    # Heavy imports (torch, Helical: ~7 s) only once the arguments are known to be valid.
+    from helical_runner.embed import Embedder, configure_threads
+    from helical_runner.metrics import Metrics
+    from helical_runner.model import load_model
+    from helical_runner.pipeline import process_dataset
+    from helical_runner.write import create_run_dir
+
+    run_id = "unknown"
+    sources: list[DatasetSource] = []
+    try:
+        settings = settings_from(args)
+        run_id = settings.run_id
+        sources = find_datasets(settings.data)
+        device = resolve_device(settings.device)
+        threads = configure_threads()
+        LOG.info("run %s: %d dataset(s), device %s, torch threads %d", run_id, len(sources), device, threads)
+        loaded = load_model(settings.model_dir, device, settings.batch_size)
+        precision = resolve_precision(settings.precision, device, loaded.dims.embsize)
+        LOG.info("precision %s (PRECISION=%s)", precision, settings.precision)
+        embedder = Embedder(loaded, device, precision, settings.batch_size)
+        run_dir = create_run_dir(settings.output_dir, run_id)
+    except ConfigError as exc:
+        LOG.error("%s", exc)
+        print_summary(run_id, [failed(s.name, str(exc)) for s in sources])
+        return EXIT_CONFIG
+
+    metrics = Metrics(settings.statsd_host, settings.statsd_port, device)
+    results: list[dict[str, Any]] = []
+    for source in sources:
+        started = time.perf_counter()
+        LOG.info("dataset %s: %s", source.name, source.path)
+        try:
+            result = process_dataset(source, settings, run_dir, run_id, loaded, embedder)
+        except DatasetError as exc:
+            error = str(exc)
+        except Exception as exc:
+            LOG.exception("dataset %s: unexpected error", source.name)
+            error = f"{source.path}: {type(exc).__name__}: {exc}"
+        else:
+            metrics.dataset_ok(source.name, result.stage_seconds, result.total_seconds, result.cells or 0,
+                               result.cells_per_second or 0.0, loaded.test_model, result.classifier)
+            LOG.info("dataset %s: ok, %d cells, %.1f cells/s, outputs in %s%s", source.name, result.cells,
+                     result.cells_per_second, result.output_dir, " (TEST MODEL)" if loaded.test_model else "")
+            results.append(result.summary())
+            continue
+        LOG.error("dataset %s FAILED: %s", source.name, error)
+        metrics.dataset_failed(source.name, time.perf_counter() - started, loaded.test_model)
+        results.append(failed(source.name, error))
+
+    print_summary(run_id, results)
+    return EXIT_OK if all(r["status"] == "ok" for r in results) else EXIT_DATASET_FAILED
+
+
+def test_model_command(args: argparse.Namespace) -> int:
+    from helical_runner.model import ModelDims
+    from helical_runner.test_model import write_test_model
+
+    dims = ModelDims(embsize=args.embsize, nlayers=args.nlayers, nheads=args.nheads, d_hid=args.d_hid)
+    try:
+        folder = write_test_model(args.out, args.vocab, dims, args.seed)
+    except (OSError, ValueError) as exc:
+        LOG.error("test-model: %s", exc)
+        return EXIT_CONFIG
+    print(json.dumps({"test_model": True, "out": str(folder)}), flush=True)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `run` is the default command, so `helical-runner --data x` and a bare `python run_helical.py` work.
+    if not argv or argv[0] not in {"run", "test-model", "-h", "--help"}:
+        argv.insert(0, "run")
+    args = build_parser().parse_args(argv)
+    if args.command == "test-model":
+        return test_model_command(args)
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

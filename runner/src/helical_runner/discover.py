@@ -1,0 +1,67 @@
+"""Find the datasets of a run: every .h5ad under a file or folder, or the demo data when there is none."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from helical_runner.errors import ConfigError
+
+LOG = logging.getLogger(__name__)
+
+DEMO_NAME = "pbmc68k_reduced"
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    name: str  # output folder name: the file stem (contracts.md), made unique within the run
+    path: Path
+    is_demo: bool = False
+
+
+def demo_path() -> Path:
+    """scanpy's pbmc68k_reduced (700 cells, `bulk_labels`) ships inside the scanpy wheel: no download.
+
+    `scanpy.datasets.pbmc68k_reduced()` reads this same file; the runner reads it through the
+    same streaming loader as user data, so the demo exercises the real code path.
+    """
+    import scanpy.datasets
+
+    path = Path(scanpy.datasets.__file__).parent / "10x_pbmc68k_reduced.h5ad"
+    if not path.is_file():
+        raise ConfigError(f"demo data {path} is missing from the installed scanpy; reinstall scanpy")
+    return path
+
+
+def metric_name(name: str) -> str:
+    """Dataset name as StatsD allows it: lower-case [a-z0-9_] only (contracts.md)."""
+    return re.sub(r"[^a-z0-9_]", "_", name.lower()).strip("_") or "dataset"
+
+
+def find_datasets(data: Path) -> list[DatasetSource]:
+    if not data.exists():
+        raise ConfigError(f"DATA_DIR {data} does not exist; mount a folder or file there, or set DATA_DIR/--data")
+    if data.is_file():
+        if data.suffix != ".h5ad":
+            LOG.warning("%s does not end in .h5ad; trying it anyway because it was named explicitly", data)
+        return [DatasetSource(data.stem, data)]
+    # Hidden folders hold editor and sync leftovers, never data; sorted for a reproducible order.
+    files = sorted(
+        p for p in data.rglob("*.h5ad") if not any(part.startswith(".") for part in p.relative_to(data).parts)
+    )
+    if not files:
+        LOG.info("no .h5ad under %s: using the demo dataset %s (ships with scanpy, no download)", data, DEMO_NAME)
+        return [DatasetSource(DEMO_NAME, demo_path(), is_demo=True)]
+    sources: list[DatasetSource] = []
+    used: set[str] = set()
+    for path in files:
+        # Two files with one stem in different subfolders must not share an output folder.
+        name, n = path.stem, 2
+        while name in used:
+            name, n = f"{path.stem}-{n}", n + 1
+        used.add(name)
+        sources.append(DatasetSource(name, path))
+    LOG.info("found %d dataset(s) under %s: %s", len(sources), data, ", ".join(s.name for s in sources))
+    return sources

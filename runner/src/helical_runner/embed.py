@@ -1,0 +1,138 @@
+"""Cell embeddings with Helical's scGPT, streamed over the cells in chunks so memory stays flat.
+
+Per chunk it uses Helical's own pieces: `Dataset` (tokenise: non-zero genes + <cls>), `DataCollator`
+(binning into 51 bins, sampling to 1,200 genes, padding) and `TransformerModel._encode`. It does not
+call `scGPT.process_data` on the chunk because that would (a) try a network Ensembl lookup via
+`ensure_gene_symbols` and (b) mutate the AnnData; gene mapping is done once per file in validate.py.
+
+Three departures from `scGPT.get_embeddings`, each measured in bench/bench_runner.py:
+- cells are sorted by gene count within a chunk, so a batch pads to similar lengths (less wasted work);
+- the "cell" mean excludes padding positions. Helical averages over the padded length too, which makes
+  a cell's embedding depend on which cells share its batch; excluding them makes it a property of the
+  cell alone (identical to Helical with batch_size=1);
+- bfloat16 autocast where the hardware has native bf16 (PRECISION=auto), fp32 otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from helical_runner.load import H5adReader
+from helical_runner.model import LoadedModel
+from helical_runner.validate import GeneMapping
+
+LOG = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 10.0
+
+
+def cgroup_cpu_limit() -> int | None:
+    """CPUs granted by a container CPU quota (docker --cpus), which torch does not see on its own."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, math.ceil(int(quota) / int(period)))
+
+
+def configure_threads() -> int:
+    """One torch thread per granted CPU: more threads than CPUs makes CPU inference several times slower."""
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        limit = cgroup_cpu_limit()
+        threads = min(available, limit) if limit else available
+        torch.set_num_threads(max(1, threads))
+    return torch.get_num_threads()
+
+
+class Progress:
+    """Log lines with cells/s and ETA at most every PROGRESS_EVERY_S seconds (the Airflow task log shows them)."""
+
+    def __init__(self, name: str, total: int) -> None:
+        self.name, self.total, self.done = name, total, 0
+        self.started = self.last_log = time.perf_counter()
+
+    def advance(self, cells: int) -> None:
+        if cells <= 0:
+            return
+        self.done += cells
+        now = time.perf_counter()
+        if now - self.last_log >= PROGRESS_EVERY_S or self.done >= self.total:
+            rate = self.done / max(now - self.started, 1e-9)
+            LOG.info("%s: embedded %d/%d cells (%.0f%%), %.1f cells/s, ETA %.0fs", self.name, self.done,
+                     self.total, 100 * self.done / max(self.total, 1), rate, (self.total - self.done) / max(rate, 1e-9))
+            self.last_log = now
+
+
+class Embedder:
+    def __init__(self, loaded: LoadedModel, device: str, precision: str, batch_size: int) -> None:
+        import torch
+        from helical.models.scgpt.data_collator import DataCollator
+
+        self.loaded = loaded
+        self.model = loaded.helical.model
+        self.config = loaded.helical.config
+        self.vocab = loaded.vocab
+        self.device = torch.device(device)
+        self.precision = precision
+        self.batch_size = batch_size
+        self.pad_id = self.vocab[self.config["pad_token"]]
+        self.collator = DataCollator(
+            do_padding=True, pad_token_id=self.pad_id, pad_value=self.config["pad_value"], do_mlm=False,
+            do_binning=True, max_length=self.config["MAX_LENGTH"], sampling=True, keep_first_n_tokens=1,
+        )
+
+    def _autocast(self):
+        import torch
+
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def embed_matrix(self, matrix, token_ids: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+        """Embeddings (cells x embsize, L2-normalised float32) for one CSR chunk; NaN rows for cells without genes."""
+        import torch
+        from helical.models.scgpt.dataset import Dataset
+
+        matrix = matrix.tocsr(copy=True)
+        matrix.eliminate_zeros()  # stored zeros would otherwise count as expressed genes
+        lengths = np.diff(matrix.indptr)
+        out = np.full((matrix.shape[0], self.loaded.dims.embsize), np.nan, dtype=np.float32)
+        dataset = Dataset(matrix, token_ids, self.vocab, self.config)
+        order = np.flatnonzero(lengths > 0)
+        order = order[np.argsort(lengths[order], kind="stable")]
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, order.size, self.batch_size):
+                batch = order[start:start + self.batch_size]
+                data = self.collator([dataset[int(i)] for i in batch])
+                genes = data["gene"].to(self.device)
+                pad = genes.eq(self.pad_id)
+                hidden = self.model._encode(genes, data["expr"].to(self.device), src_key_padding_mask=pad)
+                keep = (~pad[:, 1:]).unsqueeze(-1).to(torch.float32)
+                summed = (hidden[:, 1:, :].to(torch.float32) * keep).sum(dim=1)
+                mean = summed / keep.sum(dim=1).clamp(min=1.0)
+                out[batch] = torch.nn.functional.normalize(mean, dim=1).cpu().numpy()
+                if progress is not None:
+                    progress.advance(batch.size)
+        if progress is not None:
+            progress.advance(int((lengths == 0).sum()))  # cells without genes count as done
+        return out
+
+    def embed_file(self, reader: H5adReader, rows: np.ndarray, mapping: GeneMapping, chunk_cells: int,
+                   name: str) -> np.ndarray:
+        n = rows.size
+        out = np.empty((n, self.loaded.dims.embsize), dtype=np.float32)
+        progress = Progress(name, n)
+        for lo in range(0, n, chunk_cells):
+            hi = min(n, lo + chunk_cells)
+            chunk = reader.read_rows(rows[lo:hi])[:, mapping.columns]
+            out[lo:hi] = self.embed_matrix(chunk, mapping.token_ids, progress)
+        return out

@@ -1,0 +1,130 @@
+"""One dataset through the verbs: load -> prepare -> embed -> classify -> write."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from helical_runner import __version__
+from helical_runner.classify import classify
+from helical_runner.config import Settings
+from helical_runner.discover import DatasetSource
+from helical_runner.embed import Embedder
+from helical_runner.errors import DatasetError
+from helical_runner.load import H5adReader
+from helical_runner.model import LoadedModel
+from helical_runner.subsample import choose_cells
+from helical_runner.validate import check_shape, find_label_key, map_genes
+from helical_runner.write import staged_dataset, write_embeddings, write_metrics
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class Result:
+    dataset: str
+    status: str
+    output_dir: str | None = None
+    error: str | None = None
+    cells: int | None = None
+    cells_per_second: float | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    total_seconds: float = 0.0
+    classifier: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The per-dataset entry of the stdout JSON summary, exactly as contracts.md lists it."""
+        return {"dataset": self.dataset, "status": self.status, "output_dir": self.output_dir, "error": self.error,
+                "cells": self.cells, "cells_per_second": self.cells_per_second}
+
+
+def package_versions() -> dict[str, str]:
+    found = {"helical_runner": __version__, "python": platform.python_version()}
+    for package in ("helical", "torch", "scanpy", "anndata", "scikit-learn", "numpy"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+class Stages:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - started, 4)
+
+
+def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, run_id: str, loaded: LoadedModel,
+                    embedder: Embedder) -> Result:
+    """Raises DatasetError (or anything unexpected) on failure; the caller records it and moves on."""
+    started = time.perf_counter()
+    timer = Stages()
+    path = source.path
+    with H5adReader(path) as reader:
+        with timer.stage("load"):
+            matrix = reader.choose_matrix()
+            n_cells, n_genes = reader.shape_of(matrix.path)
+            check_shape(path, n_cells, n_genes)
+            obs = reader.obs()
+            var = reader.var()
+        with timer.stage("prepare"):
+            mapping = map_genes(path, var, loaded.vocab, settings.gene_key)
+            label_key = find_label_key(path, obs, settings.label_key, settings.classifier)
+            labels = obs[label_key] if label_key else None
+            rows = choose_cells(n_cells, settings.max_cells, labels)
+            if rows.size < n_cells:
+                LOG.info("%s: MAX_CELLS=%d: embedding %d of %d cells (seeded%s)", source.name, settings.max_cells,
+                         rows.size, n_cells, ", stratified by " + label_key if label_key else "")
+        with timer.stage("embed"):
+            embeddings = embedder.embed_file(reader, rows, mapping, settings.chunk_cells, source.name)
+            embedded = np.isfinite(embeddings).all(axis=1)
+            if not embedded.any():
+                raise DatasetError(f"{path}: no cell expresses any of the {mapping.n_in_vocab} vocabulary genes; "
+                                   "check that the matrix holds expression values for these genes")
+            if not embedded.all():
+                LOG.warning("%s: %d cell(s) express no vocabulary gene and are left out of the embeddings",
+                            source.name, int((~embedded).sum()))
+            rows, embeddings = rows[embedded], embeddings[embedded]
+    cells_per_second = round(rows.size / max(timer.seconds["embed"], 1e-9), 3)
+    obs_out = obs.iloc[rows]
+    with timer.stage("classify"):
+        scores = classify(embeddings, obs_out[label_key] if label_key else None, settings.classifier, source.name,
+                          label_key)
+    uns = {"helical_runner": {"run_id": run_id, "model": str(loaded.folder), "test_model": loaded.test_model,
+                              "source": str(path)}}
+    # Readers see the dataset folder only once it holds everything (embeddings, then metrics.json).
+    with staged_dataset(run_dir, source.name) as folder:
+        with timer.stage("write"):
+            write_embeddings(folder, obs_out, embeddings, uns)
+        metrics = {
+            "run_id": run_id, "dataset": source.name, "source": str(path), "demo_data": source.is_demo,
+            "status": "ok", "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "cells": int(rows.size), "cells_in_file": n_cells, "cells_without_vocab_genes": int((~embedded).sum()),
+            "max_cells": settings.max_cells, "genes": n_genes, "genes_in_vocabulary": mapping.n_in_vocab,
+            "vocabulary_overlap": round(mapping.overlap, 4), "gene_key": mapping.gene_key,
+            "matrix": {"source": matrix.path, "raw_counts": matrix.raw_counts, "use_raw_counts": matrix.raw_counts},
+            "label_key": label_key, "embedding_key": "X_scgpt", "embedding_dim": int(embeddings.shape[1]),
+            "device": embedder.device.type, "precision": embedder.precision, "batch_size": settings.batch_size,
+            "cells_per_second": cells_per_second, "model": loaded.describe(), "test_model": loaded.test_model,
+            "classifier": scores, "versions": package_versions(),
+            "durations_seconds": {**timer.seconds, "total": round(time.perf_counter() - started, 4)},
+        }
+        write_metrics(folder, metrics)
+    return Result(source.name, "ok", str(run_dir / source.name), None, int(rows.size), cells_per_second,
+                  dict(timer.seconds), time.perf_counter() - started, scores)

@@ -1,0 +1,87 @@
+"""Small pieces on their own: settings, subsampling, discovery, names, atomic writes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helical_runner.config import add_run_arguments, settings_from
+from helical_runner.discover import find_datasets, metric_name
+from helical_runner.errors import ConfigError
+from helical_runner.subsample import choose_cells
+from helical_runner.write import create_run_dir, staged_dataset, write_atomically
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_settings_defaults_env_and_flags() -> None:
+    defaults = settings_from(parse(), {})
+    paths = (defaults.data, defaults.output_dir, defaults.model_dir)
+    assert paths == (Path("/data"), Path("/results"), Path("/models"))
+    assert (defaults.device, defaults.max_cells, defaults.classifier, defaults.statsd_port) == ("auto", 0, "auto", 9125)
+    assert defaults.statsd_host is None and defaults.run_id
+    env = settings_from(parse(), {"MAX_CELLS": "50", "DEVICE": "CPU", "RUN_ID": "r"})
+    assert (env.max_cells, env.device, env.run_id) == (50, "cpu", "r")
+    flag = settings_from(parse("--max-cells", "7"), {"MAX_CELLS": "50"})
+    assert flag.max_cells == 7  # a flag beats the env var
+    with pytest.raises(ConfigError, match="MAX_CELLS='x' is not an integer"):
+        settings_from(parse(), {"MAX_CELLS": "x"})
+    with pytest.raises(ConfigError, match="CLASSIFIER"):
+        settings_from(parse("--classifier", "maybe"), {})
+
+
+def test_subsample_is_seeded_and_stratified() -> None:
+    labels = pd.Series(["a"] * 900 + ["b"] * 90 + ["c"] * 10)
+    picked = choose_cells(1000, 100, labels)
+    assert picked.size == 100 and np.all(np.diff(picked) > 0)
+    assert labels.iloc[picked].value_counts().to_dict() == {"a": 90, "b": 9, "c": 1}
+    assert np.array_equal(picked, choose_cells(1000, 100, labels))  # seeded
+    rare = choose_cells(1000, 5, pd.Series(["a"] * 997 + ["b", "c", "d"]))
+    assert set(pd.Series(["a"] * 997 + ["b", "c", "d"]).iloc[rare]) == {"a", "b", "c", "d"}
+    assert choose_cells(10, 0).size == 10 and choose_cells(10, 50).size == 10
+    assert choose_cells(1000, 10).size == 10
+
+
+def test_discover(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    for path in ("a/x.h5ad", "b/x.h5ad", ".hidden/y.h5ad", "a/notes.txt"):
+        (tmp_path / path).write_text("")
+    assert [s.name for s in find_datasets(tmp_path)] == ["x", "x-2"]
+    demo = find_datasets(tmp_path / "a" / "notes.txt")
+    assert demo[0].name == "notes"
+    with pytest.raises(ConfigError, match="does not exist"):
+        find_datasets(tmp_path / "missing")
+    (empty := tmp_path / "empty").mkdir()
+    (source,) = find_datasets(empty)
+    assert source.is_demo and source.name == "pbmc68k_reduced" and source.path.is_file()
+
+
+def test_metric_names() -> None:
+    assert metric_name("PBMC 3k-v2.final") == "pbmc_3k_v2_final"
+
+
+def test_run_dir_and_atomic_write(tmp_path: Path) -> None:
+    # The datasets of one run (one container each in the workflow) share its folder.
+    assert create_run_dir(tmp_path, "r") == create_run_dir(tmp_path, "r") == tmp_path / "r"
+    target = tmp_path / "f.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        write_atomically(target, lambda p: (p.write_text("half"), (_ for _ in ()).throw(RuntimeError()))[0])
+    assert target.read_text() == "old" and list(tmp_path.glob(".*tmp")) == []
+
+
+def test_a_failed_dataset_leaves_no_staging_folder(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), staged_dataset(tmp_path, "d") as folder:
+        (folder / "embeddings.h5ad").write_text("half")
+        raise RuntimeError
+    assert list(tmp_path.iterdir()) == []
