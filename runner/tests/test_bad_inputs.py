@@ -137,3 +137,10 @@ def test_checkpoint_with_missing_tensor_is_rejected(run_cli, model_dir: Path, co
 
     code, summary, _ = run_cli("--data", str(counts_file), model=mutated_model(model_dir, tmp_path, drop))
     assert code == 2 and "missing encoder.enc_norm.weight" in summary["datasets"][0]["error"]
+
+
+def test_fetch_model_offline_names_the_missing_files(tmp_path: Path, no_network: list[str], capsys) -> None:
+    from helical_runner.cli import main
+
+    assert main(["fetch-model", "--model-dir", str(tmp_path / "models")]) == 2
+    assert "make models" in capsys.readouterr().err

@@ -6,6 +6,7 @@ The tests share one stack and run in file order (the later ones change worker co
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def test_three_datasets_run_on_several_workers(stack):
     assert len(runners) == 3 and all(ti["state"] == "success" for ti in runners)
     workers = {ti["hostname"] for ti in runners}
     assert len(workers) >= 2, f"all mapped runner tasks ran on {workers}"
-    assert all(ti["queue"] == "cpu" for ti in stack.task_instances(run_id))
+    ran = [ti for ti in stack.task_instances(run_id) if ti["state"] != "skipped"]
+    assert {ti["queue"] for ti in ran} == {"cpu"}, ran
 
 
 def test_auto_without_gpu_worker_runs_on_cpu(stack):
@@ -92,7 +94,10 @@ def test_gpu_route_runs_on_the_test_gpu_worker(stack):
         run_id = stack.trigger("gpu_test", device="gpu", data="synthetic_counts.h5ad", max_cells=60)
         assert stack.wait(run_id) == "success", stack.explain(run_id)
         (runner,) = runner_tis(stack, run_id, "run_runner_gpu")
-        assert runner["queue"] == "gpu" and runner["hostname"].startswith("gpu-test@"), runner
+        container = compose("--profile", "gpu-test", "ps", "-q", "airflow-worker-gpu-test").strip()
+        gpu_worker_host = subprocess.run(["docker", "inspect", "-f", "{{.Config.Hostname}}", container],
+                                         capture_output=True, text=True, check=True).stdout.strip()
+        assert runner["queue"] == "gpu" and runner["hostname"] == gpu_worker_host, runner
         log = stack.api.log_tail(runner, 400) or ""
         assert "gpu mode test" in log, log[-2000:]
         assert_complete_outputs(stack.results / run_id, "synthetic_counts")
@@ -103,14 +108,32 @@ def test_gpu_route_runs_on_the_test_gpu_worker(stack):
 def test_statsd_lines_map_to_the_metrics_dashboards_use(stack):
     lines = (E2E / "statsd" / "statsd-lines.txt").read_text().splitlines()
     exported = map_captured(lines, Mapper.from_file(ROOT / "monitoring" / "statsd" / "mapping.yml"))
-    assert shape_problems(exported, EXPECTED_SHAPES) == []
+    # Unmapped fixed names (e.g. airflow.job.start) are fine as statsd-exporter's default dotted->underscored
+    # names; an unmapped name that embeds a DAG, task, queue or dataset would grow one metric per value.
+    identifiers = ("helical_model_workflow", "run_runner", "choose_queue", "summarize", "discover_datasets",
+                   "_cpu_", "_gpu_", "pbmc_part", "synthetic_counts")
+    problems = [p for p in shape_problems(exported, EXPECTED_SHAPES)
+                if "no mapping rule" not in p or any(i in p.split(":")[0] for i in identifiers)]
+    assert problems == []
     # What the dashboards select on, as Airflow and the runners really sent it during the tests above.
     labels = {name: [m.labels for m in found] for name, found in exported.items()}
-    assert any(lab.get("queue") == "cpu" for lab in labels.get("airflow_ti_queued", [])), sorted(labels)
-    assert any(lab.get("component") == "scheduler" for lab in labels.get("airflow_heartbeat_total", []))
-    assert any(lab.get("dataset") == "synthetic_counts" and lab.get("device") == "cpu"
-               for lab in labels.get("helical_runner_cells_per_second", [])), sorted(labels)
-    assert "helical_runner_dataset_duration_seconds" in labels and "airflow_dagrun_duration_seconds" in labels
+
+    def seen(name: str, **want: str) -> bool:
+        return any(all(lab.get(k) == v for k, v in want.items()) for lab in labels.get(name, []))
+
+    assert seen("airflow_task_instances", state="queued", queue="cpu", dag_id="helical_model_workflow")
+    assert seen("airflow_task_instances", state="running", queue="gpu", task_id="run_runner_gpu")
+    assert seen("airflow_ti_start_total", task_id="run_runner_cpu")
+    assert seen("airflow_ti_finish_total", task_id="choose_queue", state="failed")  # the device=gpu fail-fast
+    assert seen("airflow_task_duration_seconds", task_id="run_runner_cpu")
+    assert seen("airflow_dagrun_duration_seconds", dag_id="helical_model_workflow", state="success")
+    assert seen("airflow_executor_open_slots") and seen("airflow_pool_slots", pool="default_pool")
+    assert seen("airflow_heartbeat_total", component="scheduler")
+    assert seen("airflow_scheduler_loop_duration_seconds") and seen("airflow_dag_processing_import_errors")
+    assert seen("helical_runner_cells_per_second", dataset="synthetic_counts", device="cpu")
+    assert seen("helical_runner_test_model", dataset="pbmc_part_a")
+    assert seen("helical_runner_stage_duration_seconds", stage="embed")
+    assert seen("helical_runner_classifier_accuracy", dataset="pbmc_part_a")
 
 
 def test_small_load_report_agrees_with_the_api(stack, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--out", required=True, type=Path, help="folder to write best_model.pt, vocab.json, args.json")
     test.add_argument("--vocab", type=Path, help="JSON {gene: id}, e.g. scGPT's default_census_vocab.json; "
                                                 "default: a built-in list of 705 human genes")
+    fetch = commands.add_parser("fetch-model", help="download the real scGPT weights with Helical's downloader")
+    fetch.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", "/models")),
+                       help="folder to download into (env MODEL_DIR, default /models)")
     for flag, default in (("--embsize", 32), ("--nlayers", 2), ("--nheads", 4), ("--d-hid", 64), ("--seed", 0)):
         test.add_argument(flag, type=int, default=default, help=f"default {default} (the real scGPT: see bench/)")
     return parser
@@ -138,15 +142,30 @@ def test_model_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def fetch_model_command(args: argparse.Namespace) -> int:
+    """make models: fetch once on a connected machine; the folder then serves every offline run."""
+    from helical_runner.model import download_model, find_model_folder
+
+    try:
+        folder = find_model_folder(args.model_dir) or download_model(args.model_dir)
+    except ConfigError as exc:
+        LOG.error("fetch-model: %s", exc)
+        return EXIT_CONFIG
+    print(json.dumps({"model_dir": str(folder)}), flush=True)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     # `run` is the default command, so `helical-runner --data x` and a bare `python run_helical.py` work.
-    if not argv or argv[0] not in {"run", "test-model", "-h", "--help"}:
+    if not argv or argv[0] not in {"run", "test-model", "fetch-model", "-h", "--help"}:
         argv.insert(0, "run")
     args = build_parser().parse_args(argv)
     if args.command == "test-model":
         return test_model_command(args)
+    if args.command == "fetch-model":
+        return fetch_model_command(args)
     return run(args)
 
 
