@@ -17,6 +17,8 @@ export AIRFLOW_UID ?= $(shell id -u)
 EXCLUDE ?=
 GPU ?=
 PYTHON ?= python3
+# scGPT's gene vocabulary, for the runner's tests and benchmark (test checkpoints map real genes with it).
+SCGPT_VOCAB ?= $(abspath ../shared/scgpt-vocab/default_census_vocab.json)
 
 COMPOSE_FILES := -f compose/docker-compose.yaml -f compose/docker-compose.monitoring.yaml $(COMPOSE_EXTRA_FILES)
 COMPOSE := docker compose --project-directory $(CURDIR) $(COMPOSE_FILES) $(if $(GPU),--profile gpu)
@@ -127,8 +129,7 @@ test-dags: .env ## DAG integrity tests inside the Airflow image
 .PHONY: test-runner
 test-runner: ## Runner tests inside the runner image, then the image itself offline
 	$(RUNNER_BUILD) build runner-test
-	docker run --rm --network none -v $(CURDIR)/../shared/scgpt-vocab:/vocab:ro \
-	  -e HELICAL_TEST_VOCAB=/vocab/default_census_vocab.json helical-runner:test
+	docker run --rm --network none -v $(SCGPT_VOCAB):/vocab.json:ro -e HELICAL_TEST_VOCAB=/vocab.json helical-runner:test
 	$(MAKE) runner-image
 	$(VENV)/bin/pytest -q tests/image
 
@@ -141,8 +142,10 @@ e2e: venv ## The whole stack on this machine through the REST API (replaces a ru
 	$(VENV)/bin/pytest -q -x tests/e2e
 
 .PHONY: bench-runner
-bench-runner: ## Runner vs naive Helical path at real scGPT dims, inside the runner image
-	docker run --rm helical-runner:test python /app/bench/bench_runner.py
+bench-runner: ## Runner vs naive Helical path at real scGPT dims, in the runner image; output to docs/benchmarks/
+	$(RUNNER_BUILD) build runner-test
+	docker run --rm -v $(SCGPT_VOCAB):/vocab.json:ro -e HELICAL_TEST_VOCAB=/vocab.json helical-runner:test \
+	  python /app/bench/bench_runner.py $(BENCH_ARGS) | tee docs/benchmarks/runner.txt
 
 .PHONY: load-test
 load-test: venv ## make load-test RUNS=20 CONCURRENCY=5 DEVICE=auto [MAX_CELLS=100 DATA=glob COMPARE_WORKERS=1,3]

@@ -72,7 +72,8 @@ with DAG(
         from helical_workflow.routing import NoGpuWorkerError, live_queues, route_to_queue
 
         device = get_current_context()["params"]["device"]
-        queues = live_queues(celery_app.control.inspect(timeout=5).active_queues())
+        # Live workers answer a broadcast within milliseconds; the timeout bounds how long we wait for the rest.
+        queues = live_queues(celery_app.control.inspect(timeout=2).active_queues())
         try:
             queue = route_to_queue(device, queues)
         except NoGpuWorkerError as err:

@@ -1,0 +1,22 @@
+"""The Grafana dashboards of monitoring/grafana/dashboards/, as code: one module per dashboard.
+
+panels.py holds the shared building blocks; each dashboard module has a `build()` that returns
+the dashboard model. monitoring/grafana/build_dashboards.py writes (or checks) the JSON files.
+"""
+
+from __future__ import annotations
+
+import json
+
+from . import airflow_health, helical_runs, queues_workers
+
+DASHBOARDS = {
+    "queues-workers.json": queues_workers.build,
+    "helical-runs.json": helical_runs.build,
+    "airflow-health.json": airflow_health.build,
+}
+
+
+def render() -> dict[str, str]:
+    """File name -> JSON text, exactly as checked in."""
+    return {name: json.dumps(build(), indent=2, sort_keys=True) + "\n" for name, build in DASHBOARDS.items()}

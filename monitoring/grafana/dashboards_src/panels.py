@@ -1,0 +1,177 @@
+"""Building blocks shared by every dashboard: panels, rows, variables, grid layout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+
+Panel = dict[str, Any]
+
+
+def target(expr: str, legend: str = "", ref: str = "A") -> dict[str, Any]:
+    return {
+        "datasource": DATASOURCE,
+        "expr": expr,
+        "legendFormat": legend,
+        "refId": ref,
+        "range": True,
+    }
+
+
+def panel(
+    title: str,
+    exprs: list[tuple[str, str]],
+    *,
+    kind: str = "timeseries",
+    unit: str = "short",
+    description: str = "",
+    width: int = 12,
+    height: int = 8,
+    stack: bool = False,
+) -> Panel:
+    """One panel; `exprs` are (PromQL, legend) pairs."""
+    custom: dict[str, Any] = {}
+    if kind == "timeseries":
+        custom = {
+            "lineWidth": 1,
+            "fillOpacity": 10,
+            "showPoints": "never",
+            "spanNulls": True,
+        }
+        if stack:
+            custom["stacking"] = {"mode": "normal", "group": "A"}
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "gridPos": {"w": width, "h": height},
+        "fieldConfig": {
+            "defaults": {"unit": unit, "noValue": "0", "custom": custom},
+            "overrides": [],
+        },
+        "options": {
+            "legend": {
+                "displayMode": "table",
+                "placement": "bottom",
+                "calcs": ["lastNotNull", "max"],
+            }
+        }
+        if kind == "timeseries"
+        else {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}
+        },
+        "targets": [
+            target(expr, legend, chr(ord("A") + i))
+            for i, (expr, legend) in enumerate(exprs)
+        ],
+    }
+
+
+def row(title: str) -> Panel:
+    return {
+        "type": "row",
+        "title": title,
+        "collapsed": False,
+        "gridPos": {"w": 24, "h": 1},
+        "panels": [],
+    }
+
+
+def layout(panels: list[Panel]) -> list[Panel]:
+    """Give panels ids and flow them left to right, top to bottom, on Grafana's 24-column grid."""
+    x = y = row_height = 0
+    for number, item in enumerate(panels, start=1):
+        grid = item["gridPos"]
+        if x + grid["w"] > 24 or item["type"] == "row":
+            x, y, row_height = 0, y + row_height, 0
+        grid["x"], grid["y"] = x, y
+        item["id"] = number
+        x += grid["w"]
+        row_height = max(row_height, grid["h"])
+        if item["type"] == "row":
+            x, y, row_height = 0, y + grid["h"], 0
+    return panels
+
+
+def datasource_variable() -> dict[str, Any]:
+    return {
+        "name": "datasource",
+        "label": "Data source",
+        "type": "datasource",
+        "query": "prometheus",
+        "current": {"text": "Prometheus", "value": "prometheus"},
+        "hide": 0,
+    }
+
+
+def custom_variable(name: str, label: str, values: list[str]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": label,
+        "type": "custom",
+        "query": ",".join(values),
+        "multi": True,
+        "includeAll": True,
+        "allValue": ".+",
+        "current": {"text": "All", "value": "$__all"},
+        "hide": 0,
+        "options": [],
+    }
+
+
+def query_variable(
+    name: str, label: str, query: str, regex: str = ""
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": {"query": query, "refId": f"{name}-variable"},
+        "definition": query,
+        "regex": regex,
+        "refresh": 2,
+        "multi": True,
+        "includeAll": True,
+        "allValue": ".+",
+        "sort": 1,
+        "current": {"text": "All", "value": "$__all"},
+        "hide": 0,
+        "options": [],
+    }
+
+
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    variables: list[dict[str, Any]],
+    panels: list[Panel],
+) -> dict:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["helical", "airflow"],
+        "timezone": "browser",
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": variables},
+        "annotations": {"list": []},
+        "links": [
+            {
+                "title": "Helical dashboards",
+                "type": "dashboards",
+                "tags": ["helical"],
+                "asDropdown": True,
+            }
+        ],
+        "panels": layout(panels),
+    }
+
