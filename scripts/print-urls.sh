@@ -4,17 +4,26 @@ set -euo pipefail
 # shellcheck disable=SC1091
 set -a; [ -f .env ] && . ./.env; set +a
 host=${BIND_ADDRESS:-127.0.0.1}; [ "$host" = 0.0.0.0 ] && host=localhost
-cat <<TXT
+excluded=" ${EXCLUDE:-} "
 
-Helical platform is up.
-  Airflow UI / REST API  http://$host:${AIRFLOW_PORT:-8080}   login ${_AIRFLOW_WWW_USER_USERNAME:-admin} / ${_AIRFLOW_WWW_USER_PASSWORD:-admin}
-  Flower                 http://$host:${FLOWER_PORT:-5555}   login ${FLOWER_BASIC_AUTH:-admin:admin}
-  Prometheus             http://$host:${PROMETHEUS_PORT:-9090}
-  Grafana                http://$host:${GRAFANA_PORT:-3000}   login admin / ${GRAFANA_ADMIN_PASSWORD:-admin}
-  statsd-exporter        http://$host:${STATSD_EXPORTER_PORT:-9102}/metrics
+# service, label, URL, login
+show() {
+  local note=""
+  [[ "$excluded" == *" $1 "* ]] && note="   (left out: EXCLUDE)"
+  printf '  %-22s %-32s %s%s\n' "$2" "$3" "$4" "$note"
+}
 
-Drop .h5ad files into ${HELICAL_DATA_DIR:-./data}, then: make trigger   (results land in ${HELICAL_RESULTS_DIR:-./results}/<run_id>/)
-TXT
+echo
+echo "Helical platform is up."
+show airflow-apiserver "Airflow UI / REST API" "http://$host:${AIRFLOW_PORT:-8080}" \
+  "login ${_AIRFLOW_WWW_USER_USERNAME:-admin} / ${_AIRFLOW_WWW_USER_PASSWORD:-admin}"
+show flower "Flower" "http://$host:${FLOWER_PORT:-5555}" "login ${FLOWER_BASIC_AUTH:-admin:admin}"
+show prometheus "Prometheus" "http://$host:${PROMETHEUS_PORT:-9090}" ""
+show grafana "Grafana" "http://$host:${GRAFANA_PORT:-3000}" "login ${GRAFANA_ADMIN_USER:-admin} / ${GRAFANA_ADMIN_PASSWORD:-admin}"
+show statsd-exporter "statsd-exporter" "http://$host:${STATSD_EXPORTER_PORT:-9102}/metrics" ""
+show cadvisor "cAdvisor" "http://$host:${CADVISOR_PORT:-8081}" ""
+echo
+echo "Drop .h5ad files into ${HELICAL_DATA_DIR:-./data}, then: make trigger   (results land in ${HELICAL_RESULTS_DIR:-./results}/<run_id>/)"
 if [ -z "$(ls -A "${HELICAL_MODELS_DIR:-models}" 2>/dev/null)" ]; then
   echo "No scGPT weights in ${HELICAL_MODELS_DIR:-./models}: run 'make models' (connected machine) or 'make test-model' (tiny random weights, smoke tests only)."
 fi
