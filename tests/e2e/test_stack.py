@@ -139,9 +139,9 @@ def test_statsd_lines_map_to_the_metrics_dashboards_use(stack):
 def test_small_load_report_agrees_with_the_api(stack, tmp_path):
     from loadtest import LoadConfig, run_load
 
-    report_json = run_load(LoadConfig(runs=6, device="cpu", max_cells=30, data=("pbmc_part_a.h5ad",), url=stack.url,
-                                      concurrency=6, timeout_s=900, progress=False, out_root=tmp_path))
-    folder = report_json.parent
+    folder = run_load(LoadConfig(runs=6, device="cpu", max_cells=30, data=("pbmc_part_a.h5ad",), url=stack.url,
+                                 concurrency=6, timeout_s=900, progress=False, out_root=tmp_path))
+    report_json = folder / "report.json"
     for name in ("report.json", "report.md", "latency.png", "in_flight.png", "per_worker.png"):
         assert (folder / name).stat().st_size > 0, name
     report = json.loads(report_json.read_text())
