@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any
@@ -42,6 +43,9 @@ class RunnerOperator(DockerOperator):
             # "success" would remove failed containers too; they stay for `docker logs` (make down removes them).
             auto_remove="never",
             do_xcom_push=True,
+            # Every line: stdout and stderr interleave in the container's log stream, so the runner's JSON
+            # summary (its last stdout line) is not always the stream's last line.
+            xcom_all=True,
             device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpu else None,
             **kwargs,
         )
@@ -73,7 +77,7 @@ class RunnerOperator(DockerOperator):
         }
         self.log.info("runner %s on %s (queue %s, gpu mode %s)", self.image, self.dataset, self.queue, gpu_mode)
         try:
-            summary_line = super().execute(context)
+            log_lines = super().execute(context)
         except DockerContainerFailedException as err:
             if exit_code(err) in RUNNER_INPUT_ERRORS:
                 raise AirflowFailException(
@@ -81,7 +85,21 @@ class RunnerOperator(DockerOperator):
                 ) from err
             raise
         self.cli.remove_container(self.container["Id"])
-        return summary_line
+        return runner_summary(log_lines or [])
+
+
+def runner_summary(log_lines: list[str]) -> dict[str, Any] | None:
+    """The runner's one-line JSON summary (docs/contracts.md): the last log line that parses as one."""
+    for line in reversed(log_lines):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                summary = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(summary, dict) and "datasets" in summary:
+                return summary
+    return None
 
 
 def exit_code(err: DockerContainerFailedException) -> int | None:

@@ -35,7 +35,9 @@ def captured(monkeypatch):
     def fake_execute(self, context):
         seen.update(image=self.image, device_requests=self.device_requests, command=self.command,
                     labels=self.labels, name=self.container_name, env=self.environment)
-        return '{"ok": true}'
+        summary = '{"run_id": "r", "ok": true, "datasets": []}'
+        # stdout and stderr interleave: a log line may follow the summary in the stream.
+        return ["INFO loading", summary, "INFO dataset x: ok"]
 
     monkeypatch.setattr(DockerOperator, "execute", fake_execute)
     monkeypatch.setattr(RunnerOperator, "cli", SimpleNamespace(remove_container=lambda _id: None), raising=False)
@@ -58,7 +60,8 @@ def _operator(monkeypatch, gpu: bool) -> RunnerOperator:
 
 
 def test_cpu_route_runs_the_cpu_image_with_labels(monkeypatch, captured):
-    _operator(monkeypatch, gpu=False).execute(_context("run_runner_cpu"))
+    summary = _operator(monkeypatch, gpu=False).execute(_context("run_runner_cpu"))
+    assert summary == {"run_id": "r", "ok": True, "datasets": []}
     assert captured["image"] == "helical-runner:cpu" and captured["device_requests"] is None
     assert captured["labels"]["helical.queue"] == "cpu"
     assert captured["labels"]["helical.run_id"] == "manual__2026-01-01T00_00_00_00_00"
