@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -144,3 +145,12 @@ def test_fetch_model_offline_names_the_missing_files(tmp_path: Path, no_network:
 
     assert main(["fetch-model", "--model-dir", str(tmp_path / "models")]) == 2
     assert "make models" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere; the image runs these tests as a normal user")
+def test_read_only_output_dir_names_the_fix(run_cli, counts_file: Path, tmp_path: Path) -> None:
+    read_only = tmp_path / "read-only"
+    read_only.mkdir(mode=0o555)
+    code, summary, log = run_cli("--data", str(counts_file), output=read_only)
+    assert code == 2 and summary["ok"] is False
+    assert "is not writable" in log and "--user" in log

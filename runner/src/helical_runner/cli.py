@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from helical_runner.metrics import Metrics
     from helical_runner.model import load_model
     from helical_runner.pipeline import process_dataset
-    from helical_runner.write import create_run_dir
+    from helical_runner.write import create_run_dir, ensure_writable
 
     run_id = "unknown"
     sources: list[DatasetSource] = []
@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         device = resolve_device(settings.device)
         threads = configure_threads()
         LOG.info("run %s: %d dataset(s), device %s, torch threads %d", run_id, len(sources), device, threads)
+        ensure_writable(settings.output_dir)
         loaded = load_model(settings.model_dir, device, settings.batch_size)
         precision = resolve_precision(settings.precision, device, loaded.dims.embsize)
         LOG.info("precision %s (PRECISION=%s)", precision, settings.precision)

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from helical_runner.errors import ConfigError
+
 LOG = logging.getLogger(__name__)
 
 EMBEDDING_KEY = "X_scgpt"
@@ -37,6 +39,19 @@ def create_run_dir(output_dir: Path, run_id: str) -> Path:
     run_dir = output_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def ensure_writable(output_dir: Path) -> None:
+    """Fail before the model loads, naming the fix, when this uid cannot write the results folder."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except PermissionError:
+        pass
+    if not os.access(output_dir, os.W_OK):
+        raise ConfigError(
+            f"OUTPUT_DIR {output_dir} is not writable by uid {os.getuid()}: run the container with "
+            '--user "$(id -u):$(id -g)" (the owner of the folder), or make the folder writable'
+        )
 
 
 @contextmanager
