@@ -74,12 +74,17 @@ def rule_expressions() -> Iterator[tuple[str, str]]:
                 yield f"{path.name}: {name}", rule["expr"]
 
 
-def recorded_names() -> set[str]:
+def rule_names(kind: str) -> set[str]:
+    """Names of every rule of one kind ("record" or "alert") in the rule files."""
     names = set()
     for path in RULE_FILES:
         for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
-            names.update(rule["record"] for rule in group["rules"] if "record" in rule)
+            names.update(rule[kind] for rule in group["rules"] if kind in rule)
     return names
+
+
+def recorded_names() -> set[str]:
+    return rule_names("record")
 
 
 def dashboard_panels(path: Path) -> Iterator[dict]:

@@ -16,6 +16,7 @@ from promql_names import (
     metric_names,
     recorded_names,
     rule_expressions,
+    rule_names,
 )
 from promtool import promtool
 from statsd_mapping import Mapper
@@ -103,11 +104,7 @@ def test_every_dashboard_query_parses(tmp_path: Path) -> None:
 
 
 def _alerts() -> set[str]:
-    names = set()
-    for path in RULE_FILES:
-        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
-            names.update(rule["alert"] for rule in group["rules"] if "alert" in rule)
-    return names
+    return rule_names("alert")
 
 
 def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
