@@ -40,10 +40,10 @@ preflight: .env
 
 .PHONY: dirs
 dirs:
-	@mkdir -p data results models
+	@mkdir -p $(or $(HELICAL_DATA_DIR),data) $(or $(HELICAL_RESULTS_DIR),results) $(or $(HELICAL_MODELS_DIR),models)
 
 .PHONY: images
-images: .env runner-image ## Build the Airflow and runner images
+images: .env runner-image $(if $(GPU),runner-image-gpu) ## Build the Airflow and runner images
 	$(COMPOSE) build airflow-init
 
 .PHONY: up
@@ -83,12 +83,13 @@ trigger: venv ## Trigger one run and wait for it: make trigger [CONF='{"device":
 
 .PHONY: models
 models: dirs ## Fetch the real scGPT weights into ./models (needs a connected machine)
-	docker run --rm -v $(CURDIR)/models:/models --user $(AIRFLOW_UID) helical-runner:cpu helical-runner fetch-model
+	docker run --rm -v $(abspath $(or $(HELICAL_MODELS_DIR),models)):/models --user $(AIRFLOW_UID) helical-runner:cpu \
+	  helical-runner fetch-model
 
 .PHONY: test-model
 test-model: dirs ## Write a tiny random-weight scGPT checkpoint into ./models (smoke tests only)
-	docker run --rm --network none -v $(CURDIR)/models:/models --user $(AIRFLOW_UID) helical-runner:cpu \
-	  helical-runner test-model --out /models
+	docker run --rm --network none -v $(abspath $(or $(HELICAL_MODELS_DIR),models)):/models --user $(AIRFLOW_UID) \
+	  helical-runner:cpu helical-runner test-model --out /models
 
 # --------------------------------------------------------------------------------------------- the images
 .PHONY: runner-image
