@@ -10,8 +10,6 @@ from typing import Any
 
 from helical_workflow.discovery import RUNNER_DATA_DIR
 
-RUNNER_DATA_DIR_STR = str(RUNNER_DATA_DIR)
-
 
 def collect_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """Every dataset's metrics.json under results/<run_id>/, sorted by dataset folder."""
@@ -28,7 +26,7 @@ def build_summary(run_id: str, planned: list[str], metrics: list[dict[str, Any]]
     done_sources = {m.get("source") for m in metrics}
     ran_demo = any(m.get("demo_data") for m in metrics)
     # An empty data folder is planned as the folder itself; the runner then embeds its demo dataset.
-    missing = [p for p in planned if p not in done_sources and not (p == RUNNER_DATA_DIR_STR and ran_demo)]
+    missing = [p for p in planned if p not in done_sources and not (p == str(RUNNER_DATA_DIR) and ran_demo)]
     cells = sum(int(m.get("cells") or 0) for m in metrics)
     embed_seconds = sum(float((m.get("durations_seconds") or {}).get("embed") or 0.0) for m in metrics)
     return {

@@ -46,23 +46,23 @@ def test_zero_cells_or_genes(run_cli, tmp_path: Path, shape: tuple[int, int], ex
     assert code == 1 and expected in single_error(summary)
 
 
-def test_no_gene_overlap_reports_overlap(run_cli, tmp_path: Path) -> None:
-    data = make_counts(n_cells=10, n_genes=20, classes=())
-    data.var_names = [f"NOTAGENE{i}" for i in range(20)]
-    path = tmp_path / "mouse.h5ad"
+def run_with_genes(run_cli, tmp_path: Path, genes: list[str]) -> tuple[int, str]:
+    """A small counts dataset whose genes carry the given names; returns (exit code, its one error)."""
+    data = make_counts(n_cells=10, n_genes=len(genes), classes=())
+    data.var_names = genes
+    path = tmp_path / "genes.h5ad"
     data.write_h5ad(path)
     code, summary, _ = run_cli("--data", str(path))
-    error = single_error(summary)
+    return code, single_error(summary)
+
+
+def test_no_gene_overlap_reports_overlap(run_cli, tmp_path: Path) -> None:
+    code, error = run_with_genes(run_cli, tmp_path, [f"NOTAGENE{i}" for i in range(20)])
     assert code == 1 and "0 of 20 genes" in error and "model vocabulary" in error and "GENE_KEY" in error
 
 
 def test_ensembl_ids_without_symbols(run_cli, tmp_path: Path, no_network: list[str]) -> None:
-    data = make_counts(n_cells=10, n_genes=20, classes=())
-    data.var_names = [f"ENSG{i:011d}.3" for i in range(20)]
-    path = tmp_path / "ensembl.h5ad"
-    data.write_h5ad(path)
-    code, summary, _ = run_cli("--data", str(path))
-    error = single_error(summary)
+    code, error = run_with_genes(run_cli, tmp_path, [f"ENSG{i:011d}.3" for i in range(20)])
     assert code == 1 and "Ensembl IDs" in error and "never looks them up over the network" in error
     assert no_network == []
 

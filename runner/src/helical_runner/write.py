@@ -84,8 +84,9 @@ def write_embeddings(folder: Path, obs: pd.DataFrame, embeddings: np.ndarray, un
 
 
 def write_metrics(folder: Path, metrics: dict[str, Any]) -> Path:
+    # Written into the staging folder, which `staged_dataset` publishes whole: no temp file needed here.
     target = folder / "metrics.json"
-    write_atomically(target, lambda p: p.write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n"))
+    target.write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
     return target
 
 
