@@ -13,7 +13,7 @@ export PROJECT_DIR := $(CURDIR)
 export DOCKER_GID ?= $(shell stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)
 export AIRFLOW_UID ?= $(shell id -u)
 # WORKERS (CPU worker count): make up WORKERS=3 wins over .env's value (default 2).
-# Services to leave out, e.g. EXCLUDE='grafana statsd-exporter cadvisor' where those images cannot be had.
+# Services to leave out, e.g. EXCLUDE='grafana cadvisor' where those images cannot be had.
 EXCLUDE ?=
 GPU ?=
 PYTHON ?= python3
@@ -140,7 +140,7 @@ test-monitoring: venv ## promtool checks, rule tests, PromQL and metric-name che
 
 .PHONY: e2e
 e2e: venv ## The whole stack on this machine through the REST API (replaces a running stack)
-	$(VENV)/bin/pytest -q -x tests/e2e
+	$(VENV)/bin/pytest -q -x -rP tests/e2e
 
 .PHONY: bench-runner
 bench-runner: ## Runner vs naive Helical path at real scGPT dims, in the runner image; output to docs/benchmarks/

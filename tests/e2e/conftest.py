@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 E2E = ROOT / ".e2e"
 VOCAB = ROOT.parent / "shared" / "scgpt-vocab" / "default_census_vocab.json"
 DAG_ID = "helical_model_workflow"
-# The three services whose images cannot be had on the test machines (no registry, no Debian package).
-EXCLUDE = "grafana statsd-exporter cadvisor"
+# The two services whose images cannot be had on the test machines (no registry, no Debian package).
+EXCLUDE = "grafana cadvisor"
 
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "tests" / "monitoring"))
@@ -33,8 +33,6 @@ MAKE_VARS = {
     "HELICAL_DATA_DIR": str(E2E / "data"),
     "HELICAL_RESULTS_DIR": str(E2E / "results"),
     "HELICAL_MODELS_DIR": str(E2E / "models"),
-    "E2E_DIR": str(E2E),
-    "COMPOSE_EXTRA_FILES": "-f tests/e2e/compose.e2e.yaml",
     "EXCLUDE": EXCLUDE,
     "DAG_REFRESH_INTERVAL": "10",
 }
@@ -47,8 +45,7 @@ def make(*args: str, check: bool = True, **extra: str) -> subprocess.CompletedPr
 
 def compose(*args: str) -> str:
     """docker compose on the e2e stack (the same files make uses), returning stdout."""
-    files = ["-f", "compose/docker-compose.yaml", "-f", "compose/docker-compose.monitoring.yaml",
-             "-f", "tests/e2e/compose.e2e.yaml"]
+    files = ["-f", "compose/docker-compose.yaml", "-f", "compose/docker-compose.monitoring.yaml"]
     env = {**os.environ, **MAKE_VARS, "PROJECT_DIR": str(ROOT)}
     return subprocess.run(["docker", "compose", "--project-directory", str(ROOT), *files, *args],
                           cwd=ROOT, env=env, check=True, text=True, capture_output=True).stdout
@@ -72,7 +69,7 @@ def docker_run_runner(*args: str, volumes: dict[Path, str]) -> None:
 def prepare_folders() -> None:
     """Three datasets and the tiny scGPT checkpoint (real vocabulary), made with the runner image itself."""
     shutil.rmtree(E2E, ignore_errors=True)
-    for name in ("data", "results", "models", "statsd"):
+    for name in ("data", "results", "models"):
         (E2E / name).mkdir(parents=True)
     docker_run_runner("python", "/e2e/make_datasets.py", "/data",
                       volumes={ROOT / "tests" / "e2e": "/e2e:ro", E2E / "data": "/data"})
@@ -88,6 +85,8 @@ class Stack:
         self.url = f"http://localhost:{values.get('AIRFLOW_PORT') or 8080}"
         self.prometheus = f"http://localhost:{values.get('PROMETHEUS_PORT') or 9090}"
         self.flower = f"http://localhost:{values.get('FLOWER_PORT') or 5555}"
+        self.statsd_metrics = f"http://localhost:{values.get('STATSD_EXPORTER_PORT') or 9102}/metrics"
+        self.ready_at = time.time()  # every scrape of the exporter since then must have succeeded
         self.flower_auth = tuple(values.get("FLOWER_BASIC_AUTH", "admin:admin").split(":", 1))
         self.api = AirflowApi(self.url, values.get("_AIRFLOW_WWW_USER_USERNAME") or "admin",
                               values.get("_AIRFLOW_WWW_USER_PASSWORD") or "admin")
@@ -124,8 +123,6 @@ class Stack:
 def stack() -> Iterator[Stack]:
     subprocess.run(["make", "runner-image"], cwd=ROOT, check=True)
     prepare_folders()
-    # Airflow resolves the StatsD host once, at process start: the capture must answer before Airflow starts.
-    compose("up", "-d", "--wait", "statsd-capture")
     make("up", WORKERS="3")
     stack = Stack()
     deadline = time.monotonic() + 180

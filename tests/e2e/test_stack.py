@@ -12,10 +12,8 @@ from pathlib import Path
 
 import requests
 
-from conftest import E2E, ROOT, compose, make
-from live_checks import by_label, map_captured, shape_problems, value, wait_for
-from statsd_mapping import Mapper
-from statsd_samples import EXPECTED_SHAPES
+from conftest import compose, make
+from live_checks import by_label, value, wait_for
 
 DATASETS = ("pbmc_part_a", "pbmc_part_b", "synthetic_counts")
 
@@ -103,37 +101,6 @@ def test_gpu_route_runs_on_the_test_gpu_worker(stack):
         assert_complete_outputs(stack.results / run_id, "synthetic_counts")
     finally:
         compose("--profile", "gpu-test", "rm", "-sf", "airflow-worker-gpu-test")
-
-
-def test_statsd_lines_map_to_the_metrics_dashboards_use(stack):
-    lines = (E2E / "statsd" / "statsd-lines.txt").read_text().splitlines()
-    exported = map_captured(lines, Mapper.from_file(ROOT / "monitoring" / "statsd" / "mapping.yml"))
-    # Unmapped fixed names (e.g. airflow.job.start) are fine as statsd-exporter's default dotted->underscored
-    # names; an unmapped name that embeds a DAG, task, queue or dataset would grow one metric per value.
-    identifiers = ("helical_model_workflow", "run_runner", "choose_queue", "summarize", "discover_datasets",
-                   "_cpu_", "_gpu_", "pbmc_part", "synthetic_counts")
-    problems = [p for p in shape_problems(exported, EXPECTED_SHAPES)
-                if "no mapping rule" not in p or any(i in p.split(":")[0] for i in identifiers)]
-    assert problems == []
-    # What the dashboards select on, as Airflow and the runners really sent it during the tests above.
-    labels = {name: [m.labels for m in found] for name, found in exported.items()}
-
-    def seen(name: str, **want: str) -> bool:
-        return any(all(lab.get(k) == v for k, v in want.items()) for lab in labels.get(name, []))
-
-    assert seen("airflow_task_instances", state="queued", queue="cpu", dag_id="helical_model_workflow")
-    # (The per-queue running gauge is sampled every 30 s, so a short gpu task may fall between two samples.)
-    assert seen("airflow_ti_start_total", task_id="run_runner_cpu") and seen("airflow_ti_start_total", task_id="run_runner_gpu")
-    assert seen("airflow_ti_finish_total", task_id="choose_queue", state="failed")  # the device=gpu fail-fast
-    assert seen("airflow_task_duration_seconds", task_id="run_runner_cpu")
-    assert seen("airflow_dagrun_duration_seconds", dag_id="helical_model_workflow", state="success")
-    assert seen("airflow_executor_open_slots") and seen("airflow_pool_slots", pool="default_pool")
-    assert seen("airflow_heartbeat_total", component="scheduler")
-    assert seen("airflow_scheduler_loop_duration_seconds") and seen("airflow_dag_processing_import_errors")
-    assert seen("helical_runner_cells_per_second", dataset="synthetic_counts", device="cpu")
-    assert seen("helical_runner_test_model", dataset="pbmc_part_a")
-    assert seen("helical_runner_stage_duration_seconds", stage="embed")
-    assert seen("helical_runner_classifier_accuracy", dataset="pbmc_part_a")
 
 
 def test_small_load_report_agrees_with_the_api(stack, tmp_path):

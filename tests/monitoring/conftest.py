@@ -1,4 +1,4 @@
-"""Make the helpers of this folder (statsd_mapping, promql_names, live_checks) importable."""
+"""Make the helpers of this folder (statsd_exporter, promql_names, live_checks) importable."""
 
 import sys
 from pathlib import Path

@@ -13,10 +13,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
-
-from statsd_mapping import Mapped, Mapper
 
 Result = list[dict[str, Any]]
 
@@ -78,45 +76,3 @@ def wait_for(
 def targets_up(prom_url: str) -> dict[str, bool]:
     """{job: up} for every scrape job (excluded services show False)."""
     return {job: bool(v) for job, v in by_label(query(prom_url, "up"), "job").items()}
-
-
-def map_captured(lines: Iterable[str], mapper: Mapper) -> dict[str, list[Mapped]]:
-    """Map StatsD lines captured live; {exported name: [Mapped, ...]} (dropped lines left out).
-
-    One UDP datagram may hold several lines separated by newlines; pass them split.
-    """
-    exported: dict[str, list[Mapped]] = {}
-    for line in lines:
-        line = line.strip()
-        if not line:
-            continue
-        mapped = mapper.map_line(line)
-        if mapped is not None:
-            exported.setdefault(mapped.name, []).append(mapped)
-    return exported
-
-
-def shape_problems(
-    exported: dict[str, list[Mapped]], expected: dict[str, set[str]]
-) -> list[str]:
-    """For each expected metric present in `exported`, label keys that differ; and unmapped names.
-
-    `expected` is statsd_samples.EXPECTED_SHAPES (or a subset the e2e run must produce).
-    """
-    problems = []
-    for name, samples in exported.items():
-        if name in expected:
-            for sample in samples:
-                if set(sample.labels) != expected[name] or any(
-                    v == "" for v in sample.labels.values()
-                ):
-                    problems.append(
-                        f"{name}: labels {sample.labels} (want keys {sorted(expected[name])})"
-                    )
-        elif all(s.rule is None for s in samples) and name.startswith(
-            ("airflow_", "helical_")
-        ):
-            problems.append(
-                f"{name}: no mapping rule (exported with dots turned into underscores)"
-            )
-    return problems

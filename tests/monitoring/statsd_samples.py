@@ -1,12 +1,11 @@
 """StatsD lines Airflow 3.3.2 and the Helical runner really send, and what they must become.
 
-LIVE_SAMPLES are copied verbatim from a live end-to-end run (tests/monitoring/fixtures/
-statsd-live-sample.txt holds the trimmed capture; a test checks every line is in it) and cover
-every mapped metric a dashboard or rule uses. EVENT_SAMPLES are names whose code path exists in
-Airflow 3.3.2 (or the runner, docs/contracts.md) but only runs on an event that run did not
-have. NOT_SENT_SAMPLES are names the mapping keeps for other Airflow versions although 3.3.2
-never sends them (see monitoring/statsd/mapping.yml); nothing may query them. The e2e test maps
-the lines it captures live with the same Mapper and compares with EXPECTED_SHAPES.
+LIVE_SAMPLES are copied verbatim from a live end-to-end run and cover every mapped metric a
+dashboard or rule uses. EVENT_SAMPLES are names whose code path exists in Airflow 3.3.2 (or the
+runner, docs/contracts.md) but only runs on an event that run did not have. NOT_SENT_SAMPLES are
+names the mapping keeps for other Airflow versions although 3.3.2 never sends them (see
+monitoring/statsd/mapping.yml); nothing may query them. test_statsd_mapping.py sends them all
+through the real statsd_exporter; the e2e compares the live exporter's series with EXPECTED_SHAPES.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from promql_names import (
     rule_names,
 )
 from promtool import promtool
-from statsd_mapping import Mapper
 
 PROMETHEUS_DIR = MONITORING / "prometheus"
 ALERT_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
@@ -56,6 +55,20 @@ PROMETHEUS = {
     "ALERTS",
     "ALERTS_FOR_STATE",
 }
+
+
+def statsd_mapped_names() -> set[str]:
+    """Series names the mapping's rules export (timers are histograms: _bucket, _sum, _count)."""
+    mapping = yaml.safe_load((MONITORING / "statsd" / "mapping.yml").read_text(encoding="utf-8"))
+    names = set()
+    for rule in mapping["mappings"]:
+        if rule.get("action") == "drop" or "$" in rule["name"]:
+            continue  # the catch-all's statsd_unmapped_<name> is read by nothing
+        if rule.get("match_metric_type") == "observer":
+            names.update(f"{rule['name']}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
+        else:
+            names.add(rule["name"])
+    return names
 
 
 def check(result: subprocess.CompletedProcess[str]) -> None:
@@ -133,9 +146,8 @@ def test_recording_rules_follow_level_metric_operations() -> None:
 
 
 def produced_names() -> dict[str, set[str]]:
-    mapper = Mapper.from_file(MONITORING / "statsd" / "mapping.yml")
     return {
-        "statsd-exporter mapping": mapper.exported_names(),
+        "statsd-exporter mapping": statsd_mapped_names(),
         "redis_exporter": REDIS_EXPORTER,
         "flower": FLOWER,
         "cadvisor": CADVISOR,

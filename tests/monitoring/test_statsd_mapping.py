@@ -1,159 +1,132 @@
-"""The StatsD mapping model itself, and monitoring/statsd/mapping.yml against real names."""
+"""monitoring/statsd/mapping.yml in the real statsd_exporter (the pinned image), fed real names.
+
+The e2e proves the same on the live stack; this is the fast slice: one container, seconds.
+"""
 
 from __future__ import annotations
 
+import subprocess
 from collections import defaultdict
+from collections.abc import Iterator
 
 import pytest
+import yaml
 
-from promql_names import MONITORING
-from statsd_mapping import Mapper, MappingError, escape_metric_name, parse_line
+from promql_names import REPO
+from statsd_exporter import MAPPING, STRAY_LINES, UNMAPPED_PREFIX, Page, StatsdExporter
 from statsd_samples import EXPECTED_SHAPES, SAMPLES
 
-MAPPING = MONITORING / "statsd" / "mapping.yml"
+# Airflow 3.3.2's own list of every metric it can send (airflow/_shared/observability/metrics/
+# metrics_template.yaml, copied verbatim; tests/dags checks the copy against the installed file).
+AIRFLOW_REGISTRY = REPO / "tests" / "monitoring" / "fixtures" / "airflow-metrics-registry.yaml"
+STATSD_TYPE = {"counter": "c", "gauge": "g", "timer": "ms"}
+# Example values for the registry's name variables; dots inside ids arrive as `__`.
+VARIABLE_VALUES = {"dag_id": "my__dag", "task_id": "grp__task", "queue": "cpu", "state": "success",
+                   "pool_name": "default_pool", "executor_class_name": "CeleryExecutor", "hostname": "abc123",
+                   "job_name": "SchedulerJob", "job_id": "42", "return_code": "0", "operator_name": "RunnerOperator",
+                   "task_type": "RunnerOperator", "file_name": "my_dag_file", "dag_file": "my_dag_file",
+                   "bundle_name": "dags-folder", "worker_name": "edge1", "event_type": "START",
+                   "transport_type": "http"}  # fmt: skip
+# Values with no bound (one per dag, task, file, host...): a metric name must never embed them.
+UNBOUNDED = ("my__dag", "grp__task", "default_pool", "abc123", "my_dag_file", "dags-folder", "CeleryExecutor")
+# Registry entries of parts this stack does not run (Edge executor, OpenLineage provider).
+NOT_IN_THIS_STACK = ("edge_worker.", "ol.")
 
 
-def mapper_of(*rules: dict, defaults: dict | None = None) -> Mapper:
-    return Mapper({"defaults": defaults or {}, "mappings": list(rules)})
+def mapping_rules() -> list[dict]:
+    return yaml.safe_load(MAPPING.read_text(encoding="utf-8"))["mappings"]
 
 
-class TestModel:
-    def test_star_matches_exactly_one_component(self) -> None:
-        mapper = mapper_of({"match": "aa.*.cc", "name": "m", "labels": {"x": "$1"}})
-        assert mapper.map("aa.bb.cc", "c").labels == {"x": "bb"}
-        assert (
-            mapper.map("aa.bb.bb.cc", "c").name == "aa_bb_bb_cc"
-        )  # no match: escaped pass-through
-        assert mapper.map("aa.cc", "c").name == "aa_cc"
-
-    def test_first_matching_glob_wins(self) -> None:
-        mapper = mapper_of(
-            {"match": "aa.*.cc", "name": "wide", "labels": {"x": "$1"}},
-            {"match": "aa.bb.cc", "name": "exact"},
-        )
-        assert mapper.map("aa.bb.cc", "g").name == "wide"
-
-    def test_regex_only_when_no_glob_matches(self) -> None:
-        mapper = mapper_of(
-            {
-                "match": r"^aa\.(.*)$",
-                "match_type": "regex",
-                "name": "re",
-                "labels": {"rest": "$1"},
-            },
-            {"match": "aa.bb", "name": "glob"},
-        )
-        assert mapper.map("aa.bb", "c").name == "glob"
-        assert mapper.map("aa.zz", "c").labels == {"rest": "zz"}
-
-    def test_substitution_in_name_and_braced_form(self) -> None:
-        mapper = mapper_of(
-            {"match": "xx.*.*", "name": "m_$1", "labels": {"both": "${2}-$1"}}
-        )
-        found = mapper.map("xx.cpu.qq", "g")
-        assert (found.name, found.labels) == ("m_cpu", {"both": "qq-cpu"})
-
-    def test_match_metric_type_restricts_the_rule(self) -> None:
-        mapper = mapper_of(
-            {"match": "aa.bb", "name": "t", "match_metric_type": "observer"}
-        )
-        assert mapper.map("aa.bb", "ms").name == "t"
-        assert mapper.map("aa.bb", "g").name == "aa_bb"
-
-    def test_drop_action(self) -> None:
-        mapper = mapper_of({"match": "aa.*", "name": "dropped", "action": "drop"})
-        assert mapper.map("aa.bb", "c") is None
-
-    def test_invalid_rules_are_refused(self) -> None:
-        with pytest.raises(MappingError):
-            mapper_of({"match": "aa.bb*", "name": "m"})
-        with pytest.raises(MappingError):
-            mapper_of({"match": "aa.b", "name": "m"})  # statsd-exporter wants 2+ chars
-        with pytest.raises(MappingError):
-            mapper_of({"match": "aa.bb", "name": "bad-name"})
-        with pytest.raises(MappingError):
-            mapper_of({"match": "aa.bb", "name": "m", "labels": {"0x": "y"}})
-
-    def test_lines_parse_and_timers_become_seconds(self) -> None:
-        assert parse_line("aa.bb:1|c|@0.5").sample_rate == 0.5
-        assert (
-            mapper_of({"match": "aa.bb", "name": "t"}).map_line("aa.bb:250|ms").value
-            == 0.25
-        )
-        with pytest.raises(ValueError):
-            parse_line("aa.bb 1")
-
-    def test_unmatched_names_are_escaped(self) -> None:
-        assert escape_metric_name("airflow.dag-x.1") == "airflow_dag_x_1"
-        assert escape_metric_name("1a") == "_1a"
+def registry_lines() -> Iterator[tuple[str, str, bool]]:
+    """(StatsD line, registry name, has a legacy twin) for every name Airflow 3.3.2 can send."""
+    for metric in yaml.safe_load(AIRFLOW_REGISTRY.read_text(encoding="utf-8"))["metrics"]:
+        if metric["name"].startswith(NOT_IN_THIS_STACK):
+            continue
+        kind = STATSD_TYPE[metric["type"]]
+        legacy = metric.get("legacy_name", "-")
+        for name in (metric["name"], legacy):
+            if name != "-":
+                yield f"airflow.{name.format(**VARIABLE_VALUES)}:1|{kind}", metric["name"], legacy != "-"
 
 
 @pytest.fixture(scope="module")
-def mapper() -> Mapper:
-    return Mapper.from_file(MAPPING)
+def exporter() -> Iterator[StatsdExporter]:
+    with StatsdExporter() as running:
+        yield running
 
 
-@pytest.mark.parametrize(
-    ("line", "name", "labels"), SAMPLES, ids=[s[0].split(":")[0] for s in SAMPLES]
-)
-def test_real_names_map_to_what_dashboards_query(
-    mapper: Mapper, line: str, name: str | None, labels: dict[str, str]
-) -> None:
-    found = mapper.map_line(line)
-    if name is None:
-        assert found is None, (
-            f"{line} should be dropped (tag-less duplicate), became {found}"
-        )
-        return
-    assert found is not None and found.rule is not None, f"{line} matched no rule"
-    assert (found.name, found.labels) == (name, labels)
+def test_the_real_exporter_accepts_the_mapping() -> None:
+    image = StatsdExporter().image
+    run = subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{MAPPING}:/m.yml:ro", image,
+                          "--check-config", "--statsd.mapping-config=/m.yml"],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
 
 
-def test_rules_with_one_name_agree_on_type_labels_and_help(mapper: Mapper) -> None:
-    """statsd-exporter refuses a second type or label set under one metric name."""
-    seen: dict[str, set[tuple]] = defaultdict(set)
-    for rule in mapper.rules:
-        if rule.action == "map":
-            seen[rule.name].add((rule.match_metric_type, tuple(sorted(rule.labels))))
-    clashes = {name: shapes for name, shapes in seen.items() if len(shapes) > 1}
-    assert clashes == {}
+def test_rules_of_one_name_agree_on_help_type_and_labels() -> None:
+    # Two help texts (or types, or label sets) under one name make the exporter's whole page HTTP 500.
+    by_name: dict[str, list[dict]] = defaultdict(list)
+    for rule in mapping_rules():
+        if rule.get("action") != "drop":
+            by_name[rule["name"]].append(rule)
+    for name, rules in by_name.items():
+        shapes = {(r.get("help"), r.get("match_metric_type"), tuple(sorted(r.get("labels", {})))) for r in rules}
+        assert len(shapes) == 1, f"{name}: rules disagree: {shapes}"
+        assert rules[0].get("help"), f"{name}: no help text"
 
 
-def test_every_map_rule_names_its_statsd_type(mapper: Mapper) -> None:
-    untyped = [
-        rule.match
-        for rule in mapper.rules
-        if rule.action == "map" and rule.match_metric_type is None
-    ]
-    assert untyped == []
+def test_samples_become_the_series_dashboards_read(exporter: StatsdExporter) -> None:
+    exporter.send(line for line, _, _ in SAMPLES)
+    page = exporter.scrape()
+    assert page.status == 200, page.body[:2000]
+    for line, name, labels in SAMPLES:
+        if name is not None:
+            assert labels in page.labels(name), f"{line} -> {page.labels(name)} under {name}, want {labels}"
+    for name, keys in EXPECTED_SHAPES.items():
+        assert {frozenset(lab) for lab in page.labels(name)} <= {frozenset(keys)}, name
+    assert page.autogenerated_outside_prefix() == []
+    assert [n for n in page.from_statsd() if n.startswith(UNMAPPED_PREFIX)] == []
 
 
-def test_every_map_rule_is_reachable(mapper: Mapper) -> None:
-    """An earlier, wider glob would shadow a rule; feed each glob its own shape."""
-    for rule in mapper.rules:
-        if rule.match_type != "glob":
-            continue
-        name = rule.match.replace("*", "probe")
-        statsd_type = {"counter": "c", "gauge": "g", "observer": "ms", None: "c"}[
-            rule.match_metric_type
-        ]
-        found = mapper.find(
-            name, {"c": "counter", "g": "gauge", "ms": "observer"}[statsd_type]
-        )
-        assert found is not None and found[0].index == rule.index, (
-            f"{rule.match} is shadowed by {found}"
-        )
+def test_every_airflow_metric_is_mapped_dropped_or_prefixed(exporter: StatsdExporter) -> None:
+    lines = list(registry_lines())
+    before = set(exporter.scrape().from_statsd())
+    exporter.send(line for line, _, _ in lines)
+    page = exporter.scrape()
+    assert page.status == 200, page.body[:2000]
+    assert page.autogenerated_outside_prefix() == []
+    new = set(page.from_statsd()) - before
+    # An id under the prefix would grow one family per dag, task, pool or file: such names need labels.
+    leaking = sorted(n for n in new if n.startswith(UNMAPPED_PREFIX) and any(v in n for v in UNBOUNDED))
+    assert leaking == [], "registry names whose ids became metric names; map them with labels"
 
 
-def test_expected_shapes_cover_every_runner_metric_of_the_contract() -> None:
-    runner = {name for name in EXPECTED_SHAPES if name.startswith("helical_runner_")}
-    assert runner == {
-        "helical_runner_dataset_duration_seconds",
-        "helical_runner_stage_duration_seconds",
-        "helical_runner_cells_total",
-        "helical_runner_cells_per_second",
-        "helical_runner_classifier_accuracy",
-        "helical_runner_classifier_macro_f1",
-        "helical_runner_failures_total",
-        "helical_runner_test_model",
-    }
+def test_tagless_twins_of_labelled_names_are_dropped(exporter: StatsdExporter) -> None:
+    before = exporter.scrape()
+    twins = [line for line, name, has_legacy in registry_lines() if has_legacy and line.startswith(f"airflow.{name}:")]
+    exporter.send(twins)
+    after = exporter.scrape()
+    assert set(after.from_statsd()) - set(before.from_statsd()) == set(), "tag-less duplicates were exported"
+    dropped = [page.value("statsd_exporter_events_actions_total", action="drop") for page in (before, after)]
+    assert dropped[1] - dropped[0] == len(twins), f"{dropped[1] - dropped[0]:.0f} of {len(twins)} dropped"
+
+
+def test_stray_lines_never_break_the_page(exporter: StatsdExporter) -> None:
+    mapped_before = _mapped_label_sets(exporter.scrape())
+    for start in range(0, len(STRAY_LINES), 5):
+        chunk = STRAY_LINES[start:start + 5]
+        exporter.send(chunk)
+        page = exporter.scrape()
+        assert page.status == 200, f"after {chunk}: {page.body[:1500]}"
+    assert page.autogenerated_outside_prefix() == []
+    assert f"{UNMAPPED_PREFIX}helical_runner_cells_per_second" in page.families
+    # Stray lines may add series of their own, never a label set that a mapped family did not have before
+    # (except the DogStatsD-tagged line, whose tags become labels of the mapped family).
+    for name, label_sets in _mapped_label_sets(page).items():
+        odd = [lab for lab in label_sets if lab not in mapped_before.get(name, [])
+               and "stray_ds" not in lab.values() and "stray_dag" not in lab.values()]
+        assert odd == [], f"{name}: stray label sets {odd}"
+
+
+def _mapped_label_sets(page: Page) -> dict[str, list[dict[str, str]]]:
+    return {name: page.labels(name) for name in page.from_statsd() if not name.startswith(UNMAPPED_PREFIX)}
