@@ -111,7 +111,7 @@ $(VENV)/.done: requirements-dev.lock
 venv: $(VENV)/.done
 
 .PHONY: test
-test: lint test-unit test-dags test-runner test-monitoring e2e ## Everything: unit, in-image tests, then the e2e stack
+test: lint test-unit test-dags test-runner test-monitoring test-stack ## Everything: unit, in-image tests, then e2e and chaos on the stack
 
 .PHONY: test-unit
 test-unit: venv ## Pure-logic tests, seconds, no Docker
@@ -138,9 +138,21 @@ test-runner: ## Runner tests inside the runner image, then the image itself offl
 test-monitoring: venv ## promtool checks, rule tests, PromQL and metric-name checks
 	$(VENV)/bin/pytest -q tests/monitoring
 
+# One stack for both in `make test`; each alone starts its own. (-rP prints the measured figures.)
+E2E_TESTS := tests/e2e/test_stack.py tests/e2e/test_stack_observability.py
+CHAOS_TESTS := tests/e2e/test_chaos.py
+
 .PHONY: e2e
 e2e: venv ## The whole stack on this machine through the REST API (replaces a running stack)
-	$(VENV)/bin/pytest -q -x -rP tests/e2e
+	$(VENV)/bin/pytest -q -x -rP $(E2E_TESTS)
+
+.PHONY: chaos
+chaos: venv ## Faults on the real stack: killed and stopped workers, scale-down, restarts, backlog, OOM
+	$(VENV)/bin/pytest -q -x -rP $(CHAOS_TESTS)
+
+.PHONY: test-stack
+test-stack: venv ## e2e then chaos on one stack
+	$(VENV)/bin/pytest -q -x -rP $(E2E_TESTS) $(CHAOS_TESTS)
 
 .PHONY: bench-runner
 bench-runner: ## Runner vs naive Helical path at real scGPT dims, in the runner image; output to docs/benchmarks/

@@ -13,7 +13,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
 from helical_workflow.operator import RunnerOperator
-from helical_workflow.settings import CPU_QUEUE, GPU_QUEUE
+from helical_workflow.settings import CPU_QUEUE, GPU_QUEUE, RUNNER_POOL
 
 RUNNER_TASK = {CPU_QUEUE: "run_runner_cpu", GPU_QUEUE: "run_runner_gpu"}
 
@@ -82,24 +82,37 @@ with DAG(
         return RUNNER_TASK[queue]
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def summarize(planned: list[str]) -> dict[str, Any]:
-        """results/<run_id>/summary.json from the datasets' metrics.json; fails if any dataset has none."""
+    def summarize(planned: list[str] | None) -> dict[str, Any]:
+        """results/<run_id>/summary.json from the datasets' metrics.json and errors; fails if any dataset has none."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from helical_workflow.discovery import safe_run_id
         from helical_workflow.settings import load_settings
-        from helical_workflow.summary import build_summary, collect_metrics, write_json_atomically
+        from helical_workflow.summary import (
+            build_summary,
+            collect_failures,
+            collect_metrics,
+            discovery_failed_summary,
+            write_json_atomically,
+        )
 
         run_id = safe_run_id(get_current_context()["run_id"])
         run_dir = load_settings().worker_results_dir / run_id
-        summary = build_summary(run_id, planned, collect_metrics(run_dir))
+        if planned is None:  # discover_datasets failed, so it returned nothing
+            summary = discovery_failed_summary(run_id)
+            write_json_atomically(run_dir / "summary.json", summary)
+            raise AirflowFailException(summary["error"])
+        summary = build_summary(run_id, planned, collect_metrics(run_dir), collect_failures(run_dir))
         write_json_atomically(run_dir / "summary.json", summary)
         if summary["missing"]:
-            raise AirflowFailException(f"no outputs for {summary['missing']}: see their run_runner_* task logs")
+            reasons = "; ".join(f"{path}: {e['error']}" for path, e in summary["errors"].items())
+            raise AirflowFailException(f"no outputs for {len(summary['missing'])} dataset(s): {reasons}")
         return summary
 
     datasets = discover_datasets()
     # The branch skips the runner task of the queue not chosen before it expands, so nothing waits there.
-    run_cpu = RunnerOperator.partial(task_id=RUNNER_TASK[CPU_QUEUE], queue=CPU_QUEUE).expand(dataset=datasets)
+    # The pool bounds CPU runners to the host's CPUs; a backlog waits in `scheduled`, where no timeout applies.
+    run_cpu = RunnerOperator.partial(task_id=RUNNER_TASK[CPU_QUEUE], queue=CPU_QUEUE, pool=RUNNER_POOL).expand(
+        dataset=datasets)
     run_gpu = RunnerOperator.partial(task_id=RUNNER_TASK[GPU_QUEUE], queue=GPU_QUEUE, gpu=True).expand(dataset=datasets)
     choose_queue(datasets) >> [run_cpu, run_gpu] >> summarize(datasets)

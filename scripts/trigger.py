@@ -2,7 +2,8 @@
 """Trigger one helical_model_workflow run through the REST API and wait for it (make trigger).
 
 Settings come from the environment, which the Makefile fills from .env: AIRFLOW_URL (default
-http://localhost:$AIRFLOW_PORT), _AIRFLOW_WWW_USER_USERNAME, _AIRFLOW_WWW_USER_PASSWORD.
+http://localhost:$AIRFLOW_PORT), _AIRFLOW_WWW_USER_USERNAME, _AIRFLOW_WWW_USER_PASSWORD, HELICAL_RESULTS_DIR.
+A failed run prints why: each dataset's error from summary.json, else the failed tasks' last log lines.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from loadtest.client import TERMINAL_RUN_STATES, AirflowApi, ApiError
 
@@ -41,8 +43,24 @@ def main() -> int:
             state = new_state
     except ApiError as err:
         sys.exit(str(err))
-    print(f"{run_id}: {state}; outputs in results/{run_id}/")
+    results = Path(os.environ.get("HELICAL_RESULTS_DIR") or "results") / run_id
+    print(f"{run_id}: {state}; outputs in {results}/")
+    if state != "success":
+        print(why_failed(api, args.dag, run_id, results / "summary.json"))
     return 0 if state == "success" else 1
+
+
+def why_failed(api: AirflowApi, dag_id: str, run_id: str, summary_path: Path) -> str:
+    """The runners' own errors (summary.json), or the last log lines of each failed task."""
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        lines = [f"  {summary['error']}"] if summary.get("error") else []
+        lines += [f"  {path} [{e['exit_class']}]: {e['error']}" for path, e in summary.get("errors", {}).items()]
+        if lines:
+            return "\n".join(["why:", *lines])
+    failed = [ti for ti in api.task_instances(dag_id, run_id) if ti["state"] == "failed"]
+    return "\n".join(["why (failed tasks, last log lines):",
+                      *(f"  {ti['task_id']}[{ti['map_index']}]: {(api.log_tail(ti, 3) or '').strip()}" for ti in failed)])
 
 
 if __name__ == "__main__":

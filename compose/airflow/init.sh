@@ -15,4 +15,8 @@ airflow users create --role Admin \
   --username "${_AIRFLOW_WWW_USER_USERNAME}" --password "${_AIRFLOW_WWW_USER_PASSWORD}" \
   --firstname Admin --lastname User --email admin@example.org \
   || airflow users reset-password --username "${_AIRFLOW_WWW_USER_USERNAME}" --password "${_AIRFLOW_WWW_USER_PASSWORD}"
+# CPU runner containers run in this pool: at most one per host CPU by default (RUNNER_SLOTS), so however many
+# workers and slots there are, runners never take more CPUs than the host has; the rest wait in `scheduled`.
+# The pool's name is helical_workflow.settings.RUNNER_POOL (checked by tests/unit/test_settings_contract.py).
+airflow pools set helical_cpu_runners "${RUNNER_SLOTS:-$(nproc)}" "CPU runner containers at once (RUNNER_SLOTS in .env)"
 airflow version

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -9,20 +10,23 @@ from typing import Any
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from docker.types import DeviceRequest, Mount
 
 from helical_workflow.discovery import safe_run_id
 from helical_workflow.settings import GPU_WORKER_MODE_ENV, load_settings
 
-# Runner exit codes that mean bad input or configuration: retrying cannot help (see docs/contracts.md).
+# Runner exit codes that mean bad input or configuration: retrying cannot help. Anything else (3 unexpected,
+# 137 killed, 143 stopped) is retried with backoff (see docs/contracts.md).
 RUNNER_INPUT_ERRORS = {1, 2}
+# How long a runner left by an earlier try gets to stop on SIGTERM before it is killed.
+ORPHAN_STOP_SECONDS = 10
 
 
 class RunnerOperator(DockerOperator):
     """helical-runner on `dataset` (a path under /data), labelled for cAdvisor, logs streamed to the task log.
 
-    `gpu=True` asks the engine for every NVIDIA GPU and runs the GPU image, unless the worker executing the
+    `gpu=True` asks the engine for one NVIDIA GPU and runs the GPU image, unless the worker executing the
     task is the test-only GPU worker (HELICAL_GPU_WORKER_MODE=test), which uses the CPU image and no device.
     """
 
@@ -40,19 +44,25 @@ class RunnerOperator(DockerOperator):
             mount_tmp_dir=False,
             network_mode=settings.docker_network,
             user=settings.runner_uid,
+            mem_limit=settings.runner_memory,
+            # The container's own log is a copy (the task log has every line): keep it small.
+            log_opts_max_size="10m",
+            log_opts_max_file="2",
             # "success" would remove failed containers too; they stay for `docker logs` (make down removes them).
             auto_remove="never",
             do_xcom_push=True,
             # Every line: stdout and stderr interleave in the container's log stream, so the runner's JSON
             # summary (its last stdout line) is not always the stream's last line.
             xcom_all=True,
-            device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpu else None,
+            # One GPU per task: count=-1 would hand every GPU of the host to each runner.
+            device_requests=[DeviceRequest(count=1, capabilities=[["gpu"]])] if gpu else None,
             **kwargs,
         )
         self.dataset = dataset
         self.gpu = gpu
         self.statsd_host = settings.statsd_host
         self.cpu_image = settings.cpu_image
+        self.runner_cpus = settings.runner_cpus
 
     def execute(self, context: Any) -> Any:
         ti = context["ti"]
@@ -73,19 +83,58 @@ class RunnerOperator(DockerOperator):
             "helical.run_id": run_id,
             "helical.queue": self.queue,
             "helical.dataset": self.dataset,
+            "helical.map_index": str(ti.map_index),
             "helical.gpu_mode": gpu_mode,
         }
         self.log.info("runner %s on %s (queue %s, gpu mode %s)", self.image, self.dataset, self.queue, gpu_mode)
+        self.stop_earlier_tries()
+        self.add_resource_limits()
         try:
             log_lines = super().execute(context)
         except DockerContainerFailedException as err:
-            if exit_code(err) in RUNNER_INPUT_ERRORS:
+            code = exit_code(err)
+            if code in RUNNER_INPUT_ERRORS:
                 raise AirflowFailException(
-                    f"helical-runner rejected {self.dataset} (exit {exit_code(err)}): its log above names the fix"
+                    f"helical-runner rejected {self.dataset} (exit {code}): its log above names the fix"
                 ) from err
-            raise
+            raise AirflowException(f"{self.dataset}: {self.explain_crash(code)} (retried while tries remain)") from err
         self.cli.remove_container(self.container["Id"])
         return runner_summary(log_lines or [])
+
+    def add_resource_limits(self) -> None:
+        """A CPU quota (docker --cpus) and no swap beyond the memory limit: the provider sets neither.
+
+        It only sets relative CPU shares; the runner sizes torch's thread pool from the quota, so runners
+        never oversubscribe the host, and a runner over RUNNER_MEMORY is OOM-killed rather than swapping.
+        """
+        create_host_config = self.cli.create_host_config
+        if not isinstance(create_host_config, functools.partial):
+            self.cli.create_host_config = functools.partial(
+                create_host_config, nano_cpus=int(self.runner_cpus * 1e9), memswap_limit=self.mem_limit)
+
+    def explain_crash(self, code: int | None) -> str:
+        """Why the runner ended with a retryable exit code, and the fix when there is one."""
+        if code == 137 and self.cli.inspect_container(self.container["Id"])["State"].get("OOMKilled"):
+            return (f"the runner ran out of memory (limit {self.mem_limit}): raise RUNNER_MEMORY in .env, or "
+                    "lower the run's max_cells or batch_size")
+        reasons = {3: "the runner failed unexpectedly (its log above says why)",
+                   137: "the runner was killed (SIGKILL)", 143: "the runner was stopped (SIGTERM: docker stop or a "
+                   "worker shutting down)"}
+        return reasons.get(code or 0, f"the runner exited {code}")
+
+
+    def stop_earlier_tries(self) -> None:
+        """A worker that died leaves its runner running: stop it before this try writes the same outputs.
+
+        Found by the labels every try of this task instance shares; stopped (SIGTERM, exit 143), not removed,
+        so `docker logs` still shows how far it got.
+        """
+        same_task = [f"{key}={self.labels[key]}" for key in ("helical.dag_id", "helical.task_id", "helical.run_id",
+                                                               "helical.map_index")]
+        for container in self.cli.containers(filters={"label": same_task, "status": "running"}):
+            self.log.warning("stopping runner %s left running by an earlier try of this task (its worker died)",
+                             container["Names"][0].lstrip("/"))
+            self.cli.stop(container["Id"], timeout=ORPHAN_STOP_SECONDS)
 
 
 def runner_summary(log_lines: list[str]) -> dict[str, Any] | None:

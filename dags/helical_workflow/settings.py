@@ -8,6 +8,8 @@ from pathlib import Path
 
 CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
+# The Airflow pool CPU runner tasks take a slot of: sized to the host's CPUs by compose/airflow/init.sh.
+RUNNER_POOL = "helical_cpu_runners"
 # How the test-only GPU worker announces itself: it consumes `gpu` but requests no device.
 GPU_WORKER_MODE_ENV = "HELICAL_GPU_WORKER_MODE"
 
@@ -24,6 +26,9 @@ class Settings:
     runner_uid: str
     docker_network: str
     statsd_host: str
+    # Bounds of each runner container: CPUs (a quota, which torch's thread count follows) and memory.
+    runner_cpus: float
+    runner_memory: str
     # The same folders as the workers see them (compose mounts them into every Airflow container).
     worker_data_dir: Path
     worker_results_dir: Path
@@ -39,6 +44,8 @@ def load_settings(env: os._Environ[str] | dict[str, str] = os.environ) -> Settin
         runner_uid=env.get("HELICAL_RUNNER_UID", "1000"),
         docker_network=env.get("HELICAL_DOCKER_NETWORK", "bridge"),
         statsd_host=env.get("HELICAL_STATSD_HOST", ""),
+        runner_cpus=float(env.get("HELICAL_RUNNER_CPUS") or 1),
+        runner_memory=env.get("HELICAL_RUNNER_MEMORY") or "4g",
         worker_data_dir=Path(env.get("HELICAL_WORKER_DATA_DIR", "/opt/airflow/data")),
         worker_results_dir=Path(env.get("HELICAL_WORKER_RESULTS_DIR", "/opt/airflow/results")),
     )

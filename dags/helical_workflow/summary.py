@@ -12,17 +12,26 @@ from helical_workflow.discovery import RUNNER_DATA_DIR
 
 
 def collect_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Every dataset's metrics.json under results/<run_id>/, sorted by dataset folder."""
+    """Every published dataset's metrics.json under results/<run_id>/ (staging folders are hidden), sorted."""
     found = []
     for path in sorted(run_dir.glob("*/metrics.json")):
+        if path.parent.name.startswith("."):
+            continue  # a runner still writing, or one that died: not an output
         metrics = json.loads(path.read_text())
         metrics.setdefault("dataset", path.parent.name)
         found.append(metrics)
     return found
 
 
-def build_summary(run_id: str, planned: list[str], metrics: list[dict[str, Any]]) -> dict[str, Any]:
-    """Totals over the datasets, and which planned inputs left no metrics.json behind (failed runners)."""
+def collect_failures(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """{dataset: {"error", "exit_class"}} from the runners' <dataset>.failed.json (docs/contracts.md)."""
+    return {path.name.removesuffix(".failed.json"): json.loads(path.read_text())
+            for path in sorted(run_dir.glob("*.failed.json"))}
+
+
+def build_summary(run_id: str, planned: list[str], metrics: list[dict[str, Any]],
+                  failures: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Totals over the datasets, and which planned inputs left no metrics.json behind, with the runner's error."""
     done_sources = {m.get("source") for m in metrics}
     ran_demo = any(m.get("demo_data") for m in metrics)
     # An empty data folder is planned as the folder itself; the runner then embeds its demo dataset.
@@ -34,10 +43,27 @@ def build_summary(run_id: str, planned: list[str], metrics: list[dict[str, Any]]
         "datasets_planned": len(planned),
         "datasets_done": len(metrics),
         "missing": missing,
+        "errors": {path: explain_missing(path, failures or {}) for path in missing},
         "cells": cells,
         "cells_per_second": round(cells / embed_seconds, 2) if embed_seconds else None,
         "datasets": metrics,
     }
+
+
+def explain_missing(planned_path: str, failures: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The runner's own error for a planned input (datasets are named by file stem), else where to look."""
+    found = failures.get(Path(planned_path).stem)
+    if found:
+        return {"error": found.get("error"), "exit_class": found.get("exit_class")}
+    return {"error": "the runner left no output and no error (killed, or never started): see its task log",
+            "exit_class": "unknown"}
+
+
+def discovery_failed_summary(run_id: str) -> dict[str, Any]:
+    """summary.json of a run whose discover_datasets task failed: nothing was planned, nothing ran."""
+    return {"run_id": run_id, "datasets_planned": 0, "datasets_done": 0, "missing": [], "errors": {},
+            "cells": 0, "cells_per_second": None, "datasets": [],
+            "error": "discover_datasets failed (bad `data` param or empty data folder): see its task log"}
 
 
 def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import shutil
 import socket
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import pytest
 import scanpy as sc
 import scipy.sparse as sp
 
@@ -129,14 +132,43 @@ def test_runs_never_share_a_folder(run_cli, counts_file: Path, tmp_path: Path) -
     assert first["datasets"][0]["output_dir"] != second["datasets"][0]["output_dir"]
 
 
-def test_a_retry_of_the_same_run_replaces_its_dataset_whole(run_cli, counts_file: Path, tmp_path: Path) -> None:
+def test_a_retry_of_the_same_run_keeps_the_published_output(run_cli, counts_file: Path, tmp_path: Path) -> None:
     args = ("--data", str(counts_file), "--run-id", "same", "--classifier", "off")
     run_cli(*args)
-    _, retry, _ = run_cli(*args)
     run_dir = tmp_path / "results" / "same"
-    assert retry["run_id"] == "same" and retry["ok"]
-    assert sorted(p.name for p in run_dir.iterdir()) == ["lab_counts"]  # no staging or old folders left
+    published = (run_dir / "lab_counts" / "metrics.json").read_text()
+    (run_dir / ".lab_counts.0123abcd.tmp").mkdir()  # left by a killed earlier try
+    code, retry, log = run_cli(*args)
+    assert code == 0 and retry["ok"] and retry["datasets"][0]["cells"] == 120
+    assert "already published" in log
+    assert (run_dir / "lab_counts" / "metrics.json").read_text() == published  # exactly once: not recomputed
+    assert sorted(p.name for p in run_dir.iterdir()) == ["lab_counts"]  # the stale staging folder is gone
     assert sorted(p.name for p in (run_dir / "lab_counts").iterdir()) == ["embeddings.h5ad", "metrics.json"]
+
+
+def test_two_inputs_of_one_name_never_overwrite_each_other(run_cli, counts_file: Path, tmp_path: Path) -> None:
+    for lab in ("labA", "labB"):
+        (tmp_path / lab).mkdir()
+        shutil.copy(counts_file, tmp_path / lab / "x.h5ad")
+    first, _, _ = run_cli("--data", str(tmp_path / "labA" / "x.h5ad"), "--run-id", "r", "--classifier", "off")
+    code, summary, _ = run_cli("--data", str(tmp_path / "labB" / "x.h5ad"), "--run-id", "r", "--classifier", "off")
+    assert (first, code) == (0, 1)  # bad input, not retried
+    assert "two inputs share that name" in summary["datasets"][0]["error"]
+    assert json.loads((tmp_path / "results" / "r" / "x" / "metrics.json").read_text())["source"].endswith("labA/x.h5ad")
+
+
+def test_an_unexpected_failure_exits_3_and_names_the_fix(run_cli, counts_file: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("helical_runner.pipeline.write_embeddings", disk_full)
+    code, summary, _ = run_cli("--data", str(counts_file), "--run-id", "full", "--classifier", "off")
+    assert code == 3  # retried by the workflow, unlike bad input
+    assert "filesystem is full" in summary["datasets"][0]["error"]
+    run_dir = tmp_path / "results" / "full"
+    assert [p.name for p in run_dir.iterdir()] == ["lab_counts.failed.json"]  # nothing half-published or staged
+    assert json.loads((run_dir / "lab_counts.failed.json").read_text())["exit_class"] == "unexpected"
 
 
 def test_statsd_metrics(run_cli, counts_file: Path) -> None:

@@ -13,7 +13,7 @@ from helical_runner.config import add_run_arguments, settings_from
 from helical_runner.discover import find_datasets, metric_name
 from helical_runner.errors import ConfigError
 from helical_runner.subsample import choose_cells
-from helical_runner.write import create_run_dir, staged_dataset, write_atomically
+from helical_runner.write import AlreadyPublished, create_run_dir, staged_dataset, write_atomically
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -85,3 +85,14 @@ def test_a_failed_dataset_leaves_no_staging_folder(tmp_path: Path) -> None:
         (folder / "embeddings.h5ad").write_text("half")
         raise RuntimeError
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_writer_never_replaces_a_published_dataset(tmp_path: Path) -> None:
+    # An orphaned try and its retry stage the same dataset at once: unique staging names, one winner.
+    with pytest.raises(AlreadyPublished), staged_dataset(tmp_path, "d") as late:
+        with staged_dataset(tmp_path, "d") as early:
+            assert early != late
+            (early / "metrics.json").write_text("early")
+        (late / "metrics.json").write_text("late")
+    assert (tmp_path / "d" / "metrics.json").read_text() == "early"
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]

@@ -46,6 +46,10 @@ def test_runner_tasks_are_mapped_per_dataset_and_routed(workflow):
     cpu, gpu = workflow.get_task("run_runner_cpu"), workflow.get_task("run_runner_gpu")
     assert cpu.queue == "cpu" and gpu.queue == "gpu"
     assert cpu.is_mapped and gpu.is_mapped
+    # CPU runners take a slot of the pool that bounds them to the host's CPUs (compose/airflow/init.sh).
+    from helical_workflow.settings import RUNNER_POOL
+
+    assert cpu.pool == RUNNER_POOL and gpu.pool == "default_pool"
     assert workflow.get_task("choose_queue").downstream_task_ids == {"run_runner_cpu", "run_runner_gpu"}
     assert workflow.get_task("summarize").upstream_task_ids >= {"run_runner_cpu", "run_runner_gpu"}
 

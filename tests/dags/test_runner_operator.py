@@ -34,13 +34,20 @@ def captured(monkeypatch):
 
     def fake_execute(self, context):
         seen.update(image=self.image, device_requests=self.device_requests, command=self.command,
-                    labels=self.labels, name=self.container_name, env=self.environment)
+                    labels=self.labels, name=self.container_name, env=self.environment, mem_limit=self.mem_limit,
+                    host_config=self.cli.create_host_config(mem_limit=self.mem_limit))
         summary = '{"run_id": "r", "ok": true, "datasets": []}'
         # stdout and stderr interleave: a log line may follow the summary in the stream.
         return ["INFO loading", summary, "INFO dataset x: ok"]
 
+    def containers(filters):
+        seen["filters"] = filters
+        return seen.get("running_earlier_tries", [])
+
     monkeypatch.setattr(DockerOperator, "execute", fake_execute)
-    monkeypatch.setattr(RunnerOperator, "cli", SimpleNamespace(remove_container=lambda _id: None), raising=False)
+    monkeypatch.setattr(RunnerOperator, "cli", SimpleNamespace(
+        remove_container=lambda _id: None, containers=containers, create_host_config=lambda **kw: kw,
+        stop=lambda cid, timeout: seen.setdefault("stopped", []).append((cid, timeout))), raising=False)
     return seen
 
 
@@ -50,6 +57,8 @@ def _context(task_id: str):
 
 
 def _operator(monkeypatch, gpu: bool) -> RunnerOperator:
+    monkeypatch.setenv("HELICAL_RUNNER_CPUS", "0.5")
+    monkeypatch.setenv("HELICAL_RUNNER_MEMORY", "3g")
     monkeypatch.setenv("HELICAL_RUNNER_CPU_IMAGE", "helical-runner:cpu")
     monkeypatch.setenv("HELICAL_RUNNER_GPU_IMAGE", "helical-runner:gpu")
     monkeypatch.setenv("HELICAL_STATSD_HOST", "statsd-exporter")
@@ -67,6 +76,8 @@ def test_cpu_route_runs_the_cpu_image_with_labels(monkeypatch, captured):
     assert captured["labels"]["helical.run_id"] == "manual__2026-01-01T00_00_00_00_00"
     assert captured["command"][captured["command"].index("--device") + 1] == "cpu"
     assert captured["env"] == {"STATSD_HOST": "statsd-exporter", "STATSD_PORT": "9125"}
+    # Bounded by .env: a CPU quota (torch's threads follow it) and a memory limit.
+    assert captured["host_config"] == {"mem_limit": "3g", "memswap_limit": "3g", "nano_cpus": 500_000_000}
 
 
 def test_gpu_route_requests_the_gpu(monkeypatch, captured):
@@ -74,6 +85,7 @@ def test_gpu_route_requests_the_gpu(monkeypatch, captured):
     _operator(monkeypatch, gpu=True).execute(_context("run_runner_gpu"))
     assert captured["image"] == "helical-runner:gpu"
     assert captured["device_requests"][0]["Capabilities"] == [["gpu"]]
+    assert captured["device_requests"][0]["Count"] == 1  # one GPU per runner, not every GPU of the host
     assert captured["command"][captured["command"].index("--device") + 1] == "cuda"
 
 
@@ -82,3 +94,12 @@ def test_gpu_test_worker_requests_no_device(monkeypatch, captured):
     _operator(monkeypatch, gpu=True).execute(_context("run_runner_gpu"))
     assert captured["image"] == "helical-runner:cpu" and captured["device_requests"] is None
     assert captured["labels"]["helical.gpu_mode"] == "test"
+
+
+def test_a_runner_left_running_by_an_earlier_try_is_stopped_first(monkeypatch, captured):
+    captured["running_earlier_tries"] = [{"Id": "orphan", "Names": ["/helical-run_runner_cpu-try1"]}]
+    _operator(monkeypatch, gpu=False).execute(_context("run_runner_cpu"))
+    assert captured["stopped"] == [("orphan", 10)]
+    assert captured["filters"] == {"status": "running", "label": [
+        "helical.dag_id=helical_model_workflow", "helical.task_id=run_runner_cpu",
+        "helical.run_id=manual__2026-01-01T00_00_00_00_00", "helical.map_index=2"]}

@@ -34,6 +34,7 @@ MAKE_VARS = {
     "HELICAL_RESULTS_DIR": str(E2E / "results"),
     "HELICAL_MODELS_DIR": str(E2E / "models"),
     "EXCLUDE": EXCLUDE,
+    "COMPOSE_EXTRA_FILES": "-f tests/e2e/compose.test.yaml",
     "DAG_REFRESH_INTERVAL": "10",
 }
 
@@ -43,11 +44,13 @@ def make(*args: str, check: bool = True, **extra: str) -> subprocess.CompletedPr
     return subprocess.run(["make", *args, *variables], cwd=ROOT, check=check, text=True)
 
 
-def compose(*args: str) -> str:
-    """docker compose on the e2e stack (the same files make uses), returning stdout."""
-    files = ["-f", "compose/docker-compose.yaml", "-f", "compose/docker-compose.monitoring.yaml"]
+def compose(*args: str, extra_files: tuple[str, ...] = ()) -> str:
+    """docker compose on the e2e stack (the same files make uses, plus `extra_files`), returning stdout."""
+    files = ["compose/docker-compose.yaml", "compose/docker-compose.monitoring.yaml", "tests/e2e/compose.test.yaml",
+             *extra_files]
     env = {**os.environ, **MAKE_VARS, "PROJECT_DIR": str(ROOT)}
-    return subprocess.run(["docker", "compose", "--project-directory", str(ROOT), *files, *args],
+    return subprocess.run(["docker", "compose", "--project-directory", str(ROOT),
+                           *(flag for f in files for flag in ("-f", f)), *args],
                           cwd=ROOT, env=env, check=True, text=True, capture_output=True).stdout
 
 

@@ -2,6 +2,7 @@
 
 Three small, real-gene datasets: two slices of scanpy's bundled pbmc68k_reduced (log-normalised, labelled
 bulk_labels) and one raw-counts dataset drawn from a negative binomial on its genes with a cell_type column.
+With `--big N`: only big.h5ad, N cells (pbmc68k_reduced's first 200, repeated), for the chaos suite.
 """
 
 import sys
@@ -15,6 +16,13 @@ out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)
 pbmc = sc.datasets.pbmc68k_reduced()
 base = ad.AnnData(X=pbmc.raw.X.copy(), obs=pbmc.obs[["bulk_labels"]].copy(), var=pbmc.raw.var[[]].copy())
+if sys.argv[2:3] == ["--big"]:
+    n_cells = int(sys.argv[3])
+    big = ad.concat([base[:200]] * (n_cells // 200))
+    big.obs_names = [f"cell{i}" for i in range(big.n_obs)]
+    big.write_h5ad(out / "big.h5ad")
+    print(f"wrote big.h5ad ({big.n_obs} cells) to {out}")
+    sys.exit(0)
 base[:120].copy().write_h5ad(out / "pbmc_part_a.h5ad")
 base[120:240].copy().write_h5ad(out / "pbmc_part_b.h5ad")
 

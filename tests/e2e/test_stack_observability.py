@@ -41,8 +41,11 @@ def test_a_corrupt_dataset_fails_its_task_and_is_counted(stack):
     finally:
         (broken / "truncated.h5ad").unlink()
         broken.rmdir()
-    states = {ti["task_id"]: ti["state"] for ti in stack.task_instances(run_id)}
-    assert states["run_runner_cpu"] == "failed", states
+    runner = next(ti for ti in stack.task_instances(run_id) if ti["task_id"] == "run_runner_cpu")
+    assert runner["state"] == "failed" and runner["try_number"] == 1, runner  # bad input: not retried
+    summary = json.loads((stack.results / run_id / "summary.json").read_text())
+    error = summary["errors"]["/data/broken/truncated.h5ad"]
+    assert error["exit_class"] == "bad_input" and "corrupt or truncated" in error["error"], error
     wait_for(stack.prometheus, 'helical_runner_failures_total{dataset="truncated"}', lambda r: value(r) >= 1, 60)
 
 

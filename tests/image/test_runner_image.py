@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,37 @@ def test_missing_model_files_fail_naming_the_fix(tmp_path):
 def test_image_runs_as_non_root_by_default():
     done = subprocess.run(["docker", "run", "--rm", IMAGE, "id", "-u"], capture_output=True, text=True, check=True)
     assert done.stdout.strip() != "0"
+
+
+def test_docker_stop_ends_the_runner_at_once_with_its_own_exit_code(models, tmp_path):
+    # The runner is PID 1: without its SIGTERM handler, docker stop would wait 10 s and SIGKILL it (137).
+    out, data = tmp_path / "results", tmp_path / "data"
+    out.mkdir(), data.mkdir()
+    # 30,000 cells: a run that lasts long enough to be stopped mid-way (the chaos suite's dataset maker).
+    made = docker_run("python", "/e2e/make_datasets.py", "/data", "--big", "30000",
+                      volumes={ROOT / "tests" / "e2e": "/e2e:ro", data: "/data"})
+    assert made.returncode == 0, made.stderr[-2000:]
+    name = f"runner-stop-test-{os.getpid()}"
+    subprocess.run(["docker", "run", "-d", "--name", name, "--network", "none", "--user", f"{os.getuid()}:{os.getgid()}",
+                    "-v", f"{models}:/models", "-v", f"{out}:/results", "-v", f"{data}:/data:ro", IMAGE],
+                   check=True, capture_output=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "big: embedded" not in docker_logs(name):  # well into the run
+            assert time.monotonic() < deadline, docker_logs(name)[-2000:]
+            time.sleep(0.5)
+        started = time.monotonic()
+        subprocess.run(["docker", "stop", "-t", "30", name], check=True, capture_output=True)
+        stopped_in = time.monotonic() - started
+        code = subprocess.run(["docker", "inspect", "-f", "{{.State.ExitCode}}", name], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    assert code == "143" and stopped_in < 10, (code, stopped_in)
+    (run_dir,) = out.iterdir()
+    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []  # its staging folder went with it
+
+
+def docker_logs(name: str) -> str:
+    done = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
+    return done.stdout + done.stderr

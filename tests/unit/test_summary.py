@@ -2,7 +2,13 @@
 
 import json
 
-from helical_workflow.summary import build_summary, collect_metrics, write_json_atomically
+from helical_workflow.summary import (
+    build_summary,
+    collect_failures,
+    collect_metrics,
+    discovery_failed_summary,
+    write_json_atomically,
+)
 
 
 def _metrics(dataset: str, source: str, cells: int, embed_s: float, demo: bool = False) -> dict:
@@ -31,3 +37,19 @@ def test_write_json_atomically_leaves_no_temp_file(tmp_path):
     write_json_atomically(target, {"x": 2})
     assert json.loads(target.read_text()) == {"x": 2}
     assert [p.name for p in target.parent.iterdir()] == ["summary.json"]
+
+
+def test_staging_folders_are_not_outputs_and_failures_carry_the_runners_error(tmp_path):
+    write_json_atomically(tmp_path / "a" / "metrics.json", _metrics("a", "/data/a.h5ad", 10, 1.0))
+    write_json_atomically(tmp_path / ".b.0f3c.tmp" / "metrics.json", _metrics("b", "/data/lab/b.h5ad", 10, 1.0))
+    write_json_atomically(tmp_path / "b.failed.json", {"dataset": "b", "error": "disk full", "exit_class": "unexpected"})
+    planned = ["/data/a.h5ad", "/data/lab/b.h5ad", "/data/c.h5ad"]
+    summary = build_summary("r", planned, collect_metrics(tmp_path), collect_failures(tmp_path))
+    assert summary["datasets_done"] == 1 and summary["missing"] == planned[1:]
+    assert summary["errors"]["/data/lab/b.h5ad"] == {"error": "disk full", "exit_class": "unexpected"}
+    assert summary["errors"]["/data/c.h5ad"]["exit_class"] == "unknown"
+
+
+def test_a_run_whose_discovery_failed_still_gets_a_summary():
+    summary = discovery_failed_summary("r")
+    assert summary["datasets_planned"] == 0 and "discover_datasets failed" in summary["error"]

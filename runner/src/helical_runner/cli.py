@@ -1,15 +1,19 @@
 """`helical-runner [run] ...` and `helical-runner test-model --out DIR` (docs/contracts.md).
 
-Exit codes: 0 every dataset succeeded, 1 at least one failed (the others are still written),
-2 bad configuration. Logs go to stderr; the last stdout line is the one-line JSON summary (XCom).
+Exit codes (docs/contracts.md): 0 every dataset succeeded; 1 bad input, at least one dataset rejected (the
+others are still written); 2 bad configuration; 3 an unexpected failure (I/O error, full disk, out of
+memory): worth a retry; 143 stopped by SIGTERM. Logs go to stderr; the last stdout line is the one-line
+JSON summary (XCom).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -21,7 +25,26 @@ from helical_runner.errors import ConfigError, DatasetError
 
 LOG = logging.getLogger("helical_runner")
 
-EXIT_OK, EXIT_DATASET_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_DATASET_FAILED, EXIT_CONFIG, EXIT_UNEXPECTED, EXIT_TERMINATED = 0, 1, 2, 3, 143
+
+
+def stop_on_sigterm(signum: int, _frame: object) -> None:
+    """`docker stop`: unwind (staging folders are removed by their finally blocks) and exit 143 at once.
+
+    The runner is PID 1 in its container, and the kernel ignores SIGTERM for PID 1 without a handler.
+    """
+    LOG.warning("SIGTERM: stopping (the task's next try reuses every dataset already published)")
+    raise SystemExit(EXIT_TERMINATED)
+
+
+def unexpected(source: Path, exc: BaseException) -> str:
+    """One line naming the cause and, for the common ones, the fix; these failures are retried."""
+    fix = ""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        fix = "; out of memory: raise the runner's MEMORY_LIMIT in .env or lower --chunk-cells / --batch-size"
+    elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "; the results filesystem is full: free space under HELICAL_RESULTS_DIR"
+    return f"{source}: {type(exc).__name__}: {exc}{fix}"
 
 
 def setup_logging() -> None:
@@ -80,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from helical_runner.metrics import Metrics
     from helical_runner.model import load_model
     from helical_runner.pipeline import process_dataset
-    from helical_runner.write import create_run_dir, ensure_writable
+    from helical_runner.write import create_run_dir, ensure_writable, record_failure
 
     run_id = "unknown"
     sources: list[DatasetSource] = []
@@ -104,8 +127,10 @@ def run(args: argparse.Namespace) -> int:
 
     metrics = Metrics(settings.statsd_host, settings.statsd_port, device)
     results: list[dict[str, Any]] = []
+    crashed = False
     for source in sources:
         started = time.perf_counter()
+        retryable = False
         LOG.info("dataset %s: %s", source.name, source.path)
         try:
             result = process_dataset(source, settings, run_dir, run_id, loaded, embedder)
@@ -113,8 +138,12 @@ def run(args: argparse.Namespace) -> int:
             error = str(exc)
         except Exception as exc:
             LOG.exception("dataset %s: unexpected error", source.name)
-            error = f"{source.path}: {type(exc).__name__}: {exc}"
+            error = unexpected(source.path, exc)
+            retryable = crashed = True
         else:
+            if result.reused:
+                results.append(result.summary())
+                continue
             metrics.dataset_ok(source.name, result.stage_seconds, result.total_seconds, result.cells or 0,
                                result.cells_per_second or 0.0, loaded.test_model, result.classifier)
             LOG.info("dataset %s: ok, %d cells, %.1f cells/s, outputs in %s%s", source.name, result.cells,
@@ -122,10 +151,13 @@ def run(args: argparse.Namespace) -> int:
             results.append(result.summary())
             continue
         LOG.error("dataset %s FAILED: %s", source.name, error)
+        record_failure(run_dir, source.name, error, retryable)
         metrics.dataset_failed(source.name, time.perf_counter() - started, loaded.test_model)
         results.append(failed(source.name, error))
 
     print_summary(run_id, results)
+    if crashed:
+        return EXIT_UNEXPECTED
     return EXIT_OK if all(r["status"] == "ok" for r in results) else EXIT_DATASET_FAILED
 
 
@@ -157,6 +189,7 @@ def fetch_model_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     # `run` is the default command, so `helical-runner --data x` and a bare `python run_helical.py` work.
@@ -167,7 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         return test_model_command(args)
     if args.command == "fetch-model":
         return fetch_model_command(args)
-    return run(args)
+    try:
+        return run(args)
+    except Exception:
+        # Model loading, device set-up...: not the input's fault (that is exit 1/2), so worth a retry.
+        LOG.exception("unexpected failure before any dataset ran")
+        return EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":

@@ -24,7 +24,14 @@ from helical_runner.load import H5adReader
 from helical_runner.model import LoadedModel
 from helical_runner.subsample import choose_cells
 from helical_runner.validate import check_shape, find_label_key, map_genes
-from helical_runner.write import staged_dataset, write_embeddings, write_metrics
+from helical_runner.write import (
+    AlreadyPublished,
+    published_metrics,
+    remove_stale_staging,
+    staged_dataset,
+    write_embeddings,
+    write_metrics,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -40,6 +47,7 @@ class Result:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0
     classifier: dict[str, Any] = field(default_factory=dict)
+    reused: bool = False  # published by an earlier try of the run: nothing was recomputed or re-counted
 
     def summary(self) -> dict[str, Any]:
         """The per-dataset entry of the stdout JSON summary, exactly as contracts.md lists it."""
@@ -73,6 +81,9 @@ class Stages:
 def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, run_id: str, loaded: LoadedModel,
                     embedder: Embedder) -> Result:
     """Raises DatasetError (or anything unexpected) on failure; the caller records it and moves on."""
+    if published_metrics(run_dir, source.name) is not None:
+        return kept_result(run_dir, source)
+    remove_stale_staging(run_dir, source.name)
     started = time.perf_counter()
     timer = Stages()
     path = source.path
@@ -109,22 +120,37 @@ def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, ru
     uns = {"helical_runner": {"run_id": run_id, "model": str(loaded.folder), "test_model": loaded.test_model,
                               "source": str(path)}}
     # Readers see the dataset folder only once it holds everything (embeddings, then metrics.json).
-    with staged_dataset(run_dir, source.name) as folder:
-        with timer.stage("write"):
-            write_embeddings(folder, obs_out, embeddings, uns)
-        metrics = {
-            "run_id": run_id, "dataset": source.name, "source": str(path), "demo_data": source.is_demo,
-            "status": "ok", "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "cells": int(rows.size), "cells_in_file": n_cells, "cells_without_vocab_genes": int((~embedded).sum()),
-            "max_cells": settings.max_cells, "genes": n_genes, "genes_in_vocabulary": mapping.n_in_vocab,
-            "vocabulary_overlap": round(mapping.overlap, 4), "gene_key": mapping.gene_key,
-            "matrix": {"source": matrix.path, "raw_counts": matrix.raw_counts, "use_raw_counts": matrix.raw_counts},
-            "label_key": label_key, "embedding_key": "X_scgpt", "embedding_dim": int(embeddings.shape[1]),
-            "device": embedder.device.type, "precision": embedder.precision, "batch_size": settings.batch_size,
-            "cells_per_second": cells_per_second, "model": loaded.describe(), "test_model": loaded.test_model,
-            "classifier": scores, "versions": package_versions(),
-            "durations_seconds": {**timer.seconds, "total": round(time.perf_counter() - started, 4)},
-        }
-        write_metrics(folder, metrics)
+    try:
+        with staged_dataset(run_dir, source.name) as folder:
+            with timer.stage("write"):
+                write_embeddings(folder, obs_out, embeddings, uns)
+            metrics = {
+                "run_id": run_id, "dataset": source.name, "source": str(path), "demo_data": source.is_demo,
+                "status": "ok", "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "cells": int(rows.size), "cells_in_file": n_cells, "cells_without_vocab_genes": int((~embedded).sum()),
+                "max_cells": settings.max_cells, "genes": n_genes, "genes_in_vocabulary": mapping.n_in_vocab,
+                "vocabulary_overlap": round(mapping.overlap, 4), "gene_key": mapping.gene_key,
+                "matrix": {"source": matrix.path, "raw_counts": matrix.raw_counts, "use_raw_counts": matrix.raw_counts},
+                "label_key": label_key, "embedding_key": "X_scgpt", "embedding_dim": int(embeddings.shape[1]),
+                "device": embedder.device.type, "precision": embedder.precision, "batch_size": settings.batch_size,
+                "cells_per_second": cells_per_second, "model": loaded.describe(), "test_model": loaded.test_model,
+                "classifier": scores, "versions": package_versions(),
+                "durations_seconds": {**timer.seconds, "total": round(time.perf_counter() - started, 4)},
+            }
+            write_metrics(folder, metrics)
+    except AlreadyPublished:
+        return kept_result(run_dir, source)
     return Result(source.name, "ok", str(run_dir / source.name), None, int(rows.size), cells_per_second,
                   dict(timer.seconds), time.perf_counter() - started, scores)
+
+
+def kept_result(run_dir: Path, source: DatasetSource) -> Result:
+    """The dataset's output published earlier in this run (a retry, or an orphaned try that finished first)."""
+    metrics = published_metrics(run_dir, source.name) or {}
+    if metrics.get("source") != str(source.path):
+        raise DatasetError(f"{source.path}: run folder {run_dir} already holds dataset '{source.name}' from "
+                           f"{metrics.get('source')}; two inputs share that name: rename one of them")
+    remove_stale_staging(run_dir, source.name)
+    LOG.info("dataset %s: already published in %s by an earlier try; kept, not recomputed", source.name, run_dir)
+    return Result(source.name, "ok", str(run_dir / source.name), None, metrics.get("cells"),
+                  metrics.get("cells_per_second"), classifier=metrics.get("classifier") or {}, reused=True)

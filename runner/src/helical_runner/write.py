@@ -1,11 +1,17 @@
-"""Outputs: one folder per run, each dataset staged in a hidden folder and moved into place when complete."""
+"""Outputs: one folder per run, each dataset staged in a hidden folder and published by one rename.
+
+Exactly one output per (run, dataset): the first complete one published wins. A later or concurrent writer
+of the same dataset (a retry, an orphaned earlier try) finds it published and keeps it, never replaces it.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,9 +27,17 @@ LOG = logging.getLogger(__name__)
 EMBEDDING_KEY = "X_scgpt"
 
 
+STAGING_SUFFIX = ".tmp"
+
+
+def staging_name(name: str) -> str:
+    """A hidden name unique to this writer: the PID alone is 1 in every container."""
+    return f".{name}.{uuid.uuid4().hex}{STAGING_SUFFIX}"
+
+
 def write_atomically(target: Path, write: Callable[[Path], object]) -> None:
     """`write(tmp)` then rename over `target`: readers see the old file or the whole new one, never half."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = target.with_name(staging_name(target.name))
     try:
         write(tmp)
         os.replace(tmp, target)
@@ -54,24 +68,61 @@ def ensure_writable(output_dir: Path) -> None:
         )
 
 
+def published_metrics(run_dir: Path, dataset: str) -> dict[str, Any] | None:
+    """The metrics.json of a dataset already published in this run (complete by construction), else None."""
+    try:
+        return json.loads((run_dir / dataset / "metrics.json").read_text())
+    except FileNotFoundError:
+        return None
+
+
+def remove_stale_staging(run_dir: Path, dataset: str) -> None:
+    """Staging folders of `dataset` left by writers that died (killed containers, earlier tries).
+
+    Called when a try starts, after the workflow stopped any earlier try's container: a writer still
+    alive then would only lose its own staging folder, fail, and find the published output on retry.
+    """
+    for stale in run_dir.glob(f".{dataset}.*{STAGING_SUFFIX}"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def failure_file(run_dir: Path, dataset: str) -> Path:
+    """Where a failed dataset's error is kept for the run's summary (removed once the dataset is published)."""
+    return run_dir / f"{dataset}.failed.json"
+
+
+def record_failure(run_dir: Path, dataset: str, error: str, retryable: bool) -> None:
+    payload = {"dataset": dataset, "error": error, "exit_class": "unexpected" if retryable else "bad_input"}
+    try:
+        write_atomically(failure_file(run_dir, dataset), lambda tmp: tmp.write_text(json.dumps(payload) + "\n"))
+    except OSError as exc:  # a full disk must not hide the error it caused: the log still has it
+        LOG.warning("cannot record the failure of %s in %s: %s", dataset, run_dir, exc)
+
+
+class AlreadyPublished(Exception):
+    """Another writer published this dataset first; its output stands (see `published_metrics`)."""
+
+
 @contextmanager
 def staged_dataset(run_dir: Path, dataset: str) -> Iterator[Path]:
-    """A hidden folder to write a dataset's outputs into, moved to run_dir/<dataset> once the block succeeds.
+    """A hidden folder to write a dataset's outputs into, published as run_dir/<dataset> when the block succeeds.
 
-    A failure leaves nothing behind; a retry of the same run replaces the earlier outputs whole.
+    Publishing is one rename, which fails when run_dir/<dataset> exists: then AlreadyPublished is raised
+    and the earlier output stays whole. A failure leaves nothing behind.
     """
-    staged = run_dir / f".{dataset}.{os.getpid()}.tmp"
-    old = run_dir / f".{dataset}.{os.getpid()}.old"
-    target = run_dir / dataset
+    staged = run_dir / staging_name(dataset)
     staged.mkdir()
     try:
         yield staged
-        if target.exists():
-            os.replace(target, old)
-        os.replace(staged, target)
+        try:
+            os.rename(staged, run_dir / dataset)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise AlreadyPublished(str(run_dir / dataset)) from None
+            raise
+        failure_file(run_dir, dataset).unlink(missing_ok=True)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_embeddings(folder: Path, obs: pd.DataFrame, embeddings: np.ndarray, uns: dict[str, Any]) -> Path:
