@@ -148,11 +148,11 @@ e2e: venv ## The whole stack on this machine through the REST API (replaces a ru
 
 .PHONY: chaos
 chaos: venv ## Faults on the real stack: killed and stopped workers, scale-down, restarts, backlog, OOM
-	$(VENV)/bin/pytest -q -x -rP $(CHAOS_TESTS)
+	$(VENV)/bin/pytest -q -x -rP --durations=0 $(CHAOS_TESTS)
 
 .PHONY: test-stack
 test-stack: venv ## e2e then chaos on one stack
-	$(VENV)/bin/pytest -q -x -rP $(E2E_TESTS) $(CHAOS_TESTS)
+	$(VENV)/bin/pytest -q -x -rP --durations=0 $(E2E_TESTS) $(CHAOS_TESTS)
 
 .PHONY: bench-runner
 bench-runner: ## Runner vs naive Helical path at real scGPT dims, in the runner image; output to docs/benchmarks/

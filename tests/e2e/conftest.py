@@ -26,7 +26,7 @@ EXCLUDE = "grafana cadvisor"
 
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "tests" / "monitoring"))
-from loadtest.client import AirflowApi  # noqa: E402
+from loadtest.client import AirflowApi, ApiError  # noqa: E402
 
 # Command-line variables, so they win over .env inside make.
 MAKE_VARS = {
@@ -103,7 +103,10 @@ class Stack:
     def wait(self, run_id: str, timeout: float = 900) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            runs = self.api.list_runs(DAG_ID, run_id)
+            try:
+                runs = self.api.list_runs(DAG_ID, run_id)
+            except ApiError:  # the API answers 500 for the seconds Postgres restarts: ask again
+                runs = []
             if runs and runs[0]["state"] in ("success", "failed"):
                 return runs[0]["state"]
             time.sleep(3)

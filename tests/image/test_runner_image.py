@@ -91,3 +91,25 @@ def test_docker_stop_ends_the_runner_at_once_with_its_own_exit_code(models, tmp_
 def docker_logs(name: str) -> str:
     done = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
     return done.stdout + done.stderr
+
+
+def test_a_full_results_filesystem_fails_one_dataset_clearly_and_spares_the_others(models, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for args in ((), ("--big", "30000")):  # three small datasets, and big.h5ad whose embeddings do not fit
+        made = docker_run("python", "/e2e/make_datasets.py", "/data", *args,
+                          volumes={ROOT / "tests" / "e2e": "/e2e:ro", data: "/data"})
+        assert made.returncode == 0, made.stderr[-2000:]
+    # /results is a 1 MiB filesystem; the shell reports what the runner left there before it vanishes.
+    script = ("helical-runner --run-id r --classifier off; echo EXIT=$?; ls -A /results/r; "
+              "cat /results/r/big.failed.json")
+    done = subprocess.run(["docker", "run", "--rm", "--network", "none", "--user", f"{os.getuid()}:{os.getgid()}",
+                           "--mount", "type=tmpfs,destination=/results,tmpfs-size=1048576,tmpfs-mode=1777",
+                           "-v", f"{models}:/models", "-v", f"{data}:/data:ro", "--entrypoint", "sh", IMAGE, "-c", script],
+                          capture_output=True, text=True, timeout=600)
+    lines = done.stdout.splitlines()
+    assert "EXIT=3" in lines, done.stdout + done.stderr[-3000:]  # unexpected, so the workflow retries it
+    listing = lines[lines.index("EXIT=3") + 1:-1]
+    assert sorted(listing) == ["big.failed.json", "pbmc_part_a", "pbmc_part_b", "synthetic_counts"], listing
+    failure = json.loads(lines[-1])
+    assert failure["exit_class"] == "unexpected" and "filesystem is full" in failure["error"], failure

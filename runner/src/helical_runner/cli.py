@@ -37,14 +37,19 @@ def stop_on_sigterm(signum: int, _frame: object) -> None:
     raise SystemExit(EXIT_TERMINATED)
 
 
-def unexpected(source: Path, exc: BaseException) -> str:
-    """One line naming the cause and, for the common ones, the fix; these failures are retried."""
-    fix = ""
+def fix_for(exc: BaseException) -> str:
+    """The fix for the common unexpected failures (they are retried, so the last try's message matters)."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        fix = "; out of memory: raise the runner's MEMORY_LIMIT in .env or lower --chunk-cells / --batch-size"
-    elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        fix = "; the results filesystem is full: free space under HELICAL_RESULTS_DIR"
-    return f"{source}: {type(exc).__name__}: {exc}{fix}"
+        return "; out of memory: raise RUNNER_MEMORY in .env, or lower max_cells, --chunk-cells or --batch-size"
+    # h5py reports a full disk as an OSError whose errno may be unset, with the C library's text inside.
+    if isinstance(exc, OSError) and (exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)):
+        return "; the results filesystem is full: free space under HELICAL_RESULTS_DIR"
+    return ""
+
+
+def unexpected(source: Path, exc: BaseException) -> str:
+    """One line naming the dataset, the cause and, for the common ones, the fix."""
+    return f"{source}: {type(exc).__name__}: {exc}{fix_for(exc)}"
 
 
 def setup_logging() -> None:
@@ -202,9 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         return fetch_model_command(args)
     try:
         return run(args)
-    except Exception:
+    except Exception as exc:
         # Model loading, device set-up...: not the input's fault (that is exit 1/2), so worth a retry.
-        LOG.exception("unexpected failure before any dataset ran")
+        LOG.exception("unexpected failure before any dataset ran: %s%s", type(exc).__name__, fix_for(exc))
         return EXIT_UNEXPECTED
 
 
