@@ -12,6 +12,10 @@ export
 export PROJECT_DIR := $(CURDIR)
 export DOCKER_GID ?= $(shell stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)
 export AIRFLOW_UID ?= $(shell id -u)
+# Runner containers never run as root: they take the uid that owns the checkout (so results belong to that
+# user), or 1000 (the image's runner user) when root owns it, as on CI.
+RUNNER_UID := $(or $(RUNNER_UID),$(shell u=$$(stat -c %u .); [ "$$u" = 0 ] && echo 1000 || echo "$$u"))
+export RUNNER_UID
 # WORKERS (CPU worker count): make up WORKERS=3 wins over .env's value (default 2).
 # Services to leave out, e.g. EXCLUDE='grafana cadvisor' where those images cannot be had.
 EXCLUDE ?=
@@ -31,7 +35,12 @@ help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 # ---------------------------------------------------------------------------------------------- the stack
-.env:
+# Created on first use with generated passwords; settings new in config/.env.example are added later on.
+.env: config/.env.example
+	@config/make-env.sh .env
+
+.PHONY: env
+env: ## Create .env (generated passwords and secrets), or add the settings it lacks; values are never printed
 	@config/make-env.sh .env
 
 .PHONY: preflight
@@ -41,6 +50,9 @@ preflight: .env
 .PHONY: dirs
 dirs:
 	@mkdir -p $(or $(HELICAL_DATA_DIR),data) $(or $(HELICAL_RESULTS_DIR),results) $(or $(HELICAL_MODELS_DIR),models)
+	@# The runner writes results and (make test-model) models: a root-made folder is handed to its uid.
+	@for d in $(or $(HELICAL_RESULTS_DIR),results) $(or $(HELICAL_MODELS_DIR),models); do \
+	  [ "$$(stat -c %u "$$d")" = 0 ] && [ "$(RUNNER_UID)" != 0 ] && chown "$(RUNNER_UID)" "$$d" || true; done
 
 .PHONY: images
 images: .env runner-image $(if $(GPU),runner-image-gpu) ## Build the Airflow and runner images
@@ -83,12 +95,12 @@ trigger: venv ## Trigger one run and wait for it: make trigger [CONF='{"device":
 
 .PHONY: models
 models: dirs ## Fetch the real scGPT weights into ./models (needs a connected machine)
-	docker run --rm -v $(abspath $(or $(HELICAL_MODELS_DIR),models)):/models --user $(AIRFLOW_UID) helical-runner:cpu \
+	docker run --rm -v $(abspath $(or $(HELICAL_MODELS_DIR),models)):/models --user $(RUNNER_UID) helical-runner:cpu \
 	  helical-runner fetch-model
 
 .PHONY: test-model
 test-model: dirs ## Write a tiny random-weight scGPT checkpoint into ./models (smoke tests only)
-	docker run --rm --network none -v $(abspath $(or $(HELICAL_MODELS_DIR),models)):/models --user $(AIRFLOW_UID) \
+	docker run --rm --network none -v $(abspath $(or $(HELICAL_MODELS_DIR),models)):/models --user $(RUNNER_UID) \
 	  helical-runner:cpu helical-runner test-model --out /models
 
 # --------------------------------------------------------------------------------------------- the images
@@ -139,7 +151,7 @@ test-monitoring: venv ## promtool checks, rule tests, PromQL and metric-name che
 	$(VENV)/bin/pytest -q tests/monitoring
 
 # One stack for both in `make test`; each alone starts its own. (-rP prints the measured figures.)
-E2E_TESTS := tests/e2e/test_stack.py tests/e2e/test_stack_observability.py
+E2E_TESTS := tests/e2e/test_stack.py tests/e2e/test_stack_observability.py tests/e2e/test_security.py
 CHAOS_TESTS := tests/e2e/test_chaos.py
 
 .PHONY: e2e

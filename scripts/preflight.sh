@@ -18,6 +18,8 @@ cpus=$(docker info --format '{{.NCPU}}' 2>/dev/null)
 free_gib=$(df -Pk "$(docker info --format '{{.DockerRootDir}}' 2>/dev/null || echo /)" 2>/dev/null | awk 'NR==2 {printf "%d", $4 / 1048576}')
 (( ${free_gib:-99} >= 10 )) || warn "only ${free_gib} GiB free for Docker; the runner image alone takes ~9 GiB."
 
+"$(dirname "$0")/check-credentials.sh" || fail=1
+
 if [ "${1:-}" = "--gpu" ]; then
   docker info --format '{{json .Runtimes}}' | grep -q nvidia ||
     problem "GPU=1 needs the NVIDIA Container Toolkit (nvidia runtime not found in 'docker info'): install it and restart Docker, or drop GPU=1."

@@ -15,11 +15,12 @@ show() {
 
 echo
 echo "Helical platform is up."
+# Passwords are never printed (they would land in terminal logs and CI output): only where to read them.
 show airflow-apiserver "Airflow UI / REST API" "http://$host:${AIRFLOW_PORT:-8080}" \
-  "login ${_AIRFLOW_WWW_USER_USERNAME:-admin} / ${_AIRFLOW_WWW_USER_PASSWORD:-admin}"
-show flower "Flower" "http://$host:${FLOWER_PORT:-5555}" "login ${FLOWER_BASIC_AUTH:-admin:admin}"
+  "login ${_AIRFLOW_WWW_USER_USERNAME:-admin}, password _AIRFLOW_WWW_USER_PASSWORD in .env"
+show flower "Flower" "http://$host:${FLOWER_PORT:-5555}" "login ${FLOWER_USER:-admin}, password FLOWER_PASSWORD in .env"
 show prometheus "Prometheus" "http://$host:${PROMETHEUS_PORT:-9090}" ""
-show grafana "Grafana" "http://$host:${GRAFANA_PORT:-3000}" "login ${GRAFANA_ADMIN_USER:-admin} / ${GRAFANA_ADMIN_PASSWORD:-admin}"
+show grafana "Grafana" "http://$host:${GRAFANA_PORT:-3000}" "login ${GRAFANA_ADMIN_USER:-admin}, password GRAFANA_ADMIN_PASSWORD in .env"
 show statsd-exporter "statsd-exporter" "http://$host:${STATSD_EXPORTER_PORT:-9102}/metrics" ""
 show cadvisor "cAdvisor" "http://$host:${CADVISOR_PORT:-8081}" ""
 echo

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time work before the stack starts: a preflight that warns in plain words, the metadata database
-# migration, and the admin user (from .env; admin/admin unless changed).
+# migration, the admin user and its password (from .env, generated on first use), the runner pool.
 set -euo pipefail
 
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
@@ -11,10 +11,12 @@ disk_kb=$(df -Pk /opt/airflow | awk 'NR==2 {print $4}')
 (( disk_kb >= 10 * 1024 * 1024 )) || warn "only $((disk_kb / 1024 / 1024)) GiB free disk: the runner image alone takes ~9 GiB."
 
 airflow db migrate
+# `users create` exits 0 when the user exists, so the password from .env is set in a second step: changing
+# it in .env and running `make up` applies it. The password is read from the environment, never echoed.
 airflow users create --role Admin \
   --username "${_AIRFLOW_WWW_USER_USERNAME}" --password "${_AIRFLOW_WWW_USER_PASSWORD}" \
-  --firstname Admin --lastname User --email admin@example.org \
-  || airflow users reset-password --username "${_AIRFLOW_WWW_USER_USERNAME}" --password "${_AIRFLOW_WWW_USER_PASSWORD}"
+  --firstname Admin --lastname User --email admin@example.org
+airflow users reset-password --username "${_AIRFLOW_WWW_USER_USERNAME}" --password "${_AIRFLOW_WWW_USER_PASSWORD}"
 # CPU runner containers run in this pool: at most one per host CPU by default (RUNNER_SLOTS), so however many
 # workers and slots there are, runners never take more CPUs than the host has; the rest wait in `scheduled`.
 # The pool's name is helical_workflow.settings.RUNNER_POOL (checked by tests/unit/test_settings_contract.py).

@@ -19,6 +19,9 @@ from helical_workflow.settings import GPU_WORKER_MODE_ENV, load_settings
 # Runner exit codes that mean bad input or configuration: retrying cannot help. Anything else (3 unexpected,
 # 137 killed, 143 stopped) is retried with backoff (see docs/contracts.md).
 RUNNER_INPUT_ERRORS = {1, 2}
+# The runner writes only to /results and /tmp (its image points every cache there).
+RUNNER_LOCKDOWN = {"read_only": True, "tmpfs": {"/tmp": "size=2g"}, "cap_drop": ["ALL"],
+                   "security_opt": ["no-new-privileges"], "pids_limit": 512}
 # How long a runner left by an earlier try gets to stop on SIGTERM before it is killed.
 ORPHAN_STOP_SECONDS = 10
 
@@ -39,7 +42,8 @@ class RunnerOperator(DockerOperator):
             mounts=[
                 Mount(target="/data", source=settings.host_data_dir, type="bind", read_only=True),
                 Mount(target="/results", source=settings.host_results_dir, type="bind"),
-                Mount(target="/models", source=settings.host_models_dir, type="bind"),
+                # Read-only: weights come from `make models`, never from a run.
+                Mount(target="/models", source=settings.host_models_dir, type="bind", read_only=True),
             ],
             mount_tmp_dir=False,
             network_mode=settings.docker_network,
@@ -102,15 +106,15 @@ class RunnerOperator(DockerOperator):
         return runner_summary(log_lines or [])
 
     def add_resource_limits(self) -> None:
-        """A CPU quota (docker --cpus) and no swap beyond the memory limit: the provider sets neither.
+        """Host settings the provider does not expose: a CPU quota, no swap, and a locked-down container.
 
         It only sets relative CPU shares; the runner sizes torch's thread pool from the quota, so runners
         never oversubscribe the host, and a runner over RUNNER_MEMORY is OOM-killed rather than swapping.
+        A hostile dataset that exploits a parser finds a read-only root, no capabilities, no setuid, few PIDs.
         """
-        create_host_config = self.cli.create_host_config
-        if not isinstance(create_host_config, functools.partial):
-            self.cli.create_host_config = functools.partial(
-                create_host_config, nano_cpus=int(self.runner_cpus * 1e9), memswap_limit=self.mem_limit)
+        self.cli.create_host_config = functools.partial(
+            self.cli.create_host_config, nano_cpus=int(self.runner_cpus * 1e9), memswap_limit=self.mem_limit,
+            **RUNNER_LOCKDOWN)
 
     def explain_crash(self, code: int | None) -> str:
         """Why the runner ended with a retryable exit code, and the fix when there is one."""
@@ -121,7 +125,6 @@ class RunnerOperator(DockerOperator):
                    137: "the runner was killed (SIGKILL)", 143: "the runner was stopped (SIGTERM: docker stop or a "
                    "worker shutting down)"}
         return reasons.get(code or 0, f"the runner exited {code}")
-
 
     def stop_earlier_tries(self) -> None:
         """A worker that died leaves its runner running: stop it before this try writes the same outputs.

@@ -77,7 +77,9 @@ def test_cpu_route_runs_the_cpu_image_with_labels(monkeypatch, captured):
     assert captured["command"][captured["command"].index("--device") + 1] == "cpu"
     assert captured["env"] == {"STATSD_HOST": "statsd-exporter", "STATSD_PORT": "9125"}
     # Bounded by .env: a CPU quota (torch's threads follow it) and a memory limit.
-    assert captured["host_config"] == {"mem_limit": "3g", "memswap_limit": "3g", "nano_cpus": 500_000_000}
+    assert captured["host_config"] == {"mem_limit": "3g", "memswap_limit": "3g", "nano_cpus": 500_000_000,
+                                       "read_only": True, "tmpfs": {"/tmp": "size=2g"}, "cap_drop": ["ALL"],
+                                       "security_opt": ["no-new-privileges"], "pids_limit": 512}
 
 
 def test_gpu_route_requests_the_gpu(monkeypatch, captured):

@@ -90,9 +90,9 @@ class Stack:
         self.flower = f"http://localhost:{values.get('FLOWER_PORT') or 5555}"
         self.statsd_metrics = f"http://localhost:{values.get('STATSD_EXPORTER_PORT') or 9102}/metrics"
         self.ready_at = time.time()  # every scrape of the exporter since then must have succeeded
-        self.flower_auth = tuple(values.get("FLOWER_BASIC_AUTH", "admin:admin").split(":", 1))
+        self.flower_auth = (values.get("FLOWER_USER") or "admin", values["FLOWER_PASSWORD"])
         self.api = AirflowApi(self.url, values.get("_AIRFLOW_WWW_USER_USERNAME") or "admin",
-                              values.get("_AIRFLOW_WWW_USER_PASSWORD") or "admin")
+                              values["_AIRFLOW_WWW_USER_PASSWORD"])
         self.results = E2E / "results"
 
     def trigger(self, name: str, **conf: Any) -> str:

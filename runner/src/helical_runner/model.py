@@ -163,8 +163,8 @@ def load_model(model_dir: Path, device: str, batch_size: int) -> LoadedModel:
     started = time.perf_counter()
     folder = find_model_folder(model_dir)
     if folder is None:
-        LOG.warning("no scGPT files in MODEL_DIR %s; trying Helical's downloader once", model_dir)
-        folder = download_model(model_dir)
+        # Runs read /models read-only and have no network: weights come from `make models` (fetch-model) only.
+        raise ConfigError(_missing_message(model_dir, "a run never downloads them"))
     dims, is_test = read_dims(folder)
     model_path = folder / MODEL_FILE
     try:

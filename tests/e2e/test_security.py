@@ -1,0 +1,76 @@
+"""Logins and exposure of the running stack: generated credentials, no anonymous access, rotation by make up."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+
+import pytest
+import requests
+
+from conftest import ROOT, compose, env_file, make
+from loadtest.client import AirflowApi, ApiError
+
+
+def test_the_api_and_flower_refuse_anonymous_requests(stack):
+    assert requests.get(f"{stack.url}/api/v2/dags", timeout=30).status_code == 401
+    assert requests.get(f"{stack.flower}/api/workers", timeout=30).status_code == 401
+    assert requests.get(f"{stack.flower}/api/workers", auth=stack.flower_auth, timeout=30).status_code == 200
+
+
+def test_redis_wants_its_password_and_prometheus_cannot_be_stopped_remotely(stack):
+    anonymous = subprocess.run(["docker", "exec", "-e", "REDISCLI_AUTH=", compose("ps", "-q", "redis").strip(),
+                                "redis-cli", "ping"], capture_output=True, text=True)
+    assert "NOAUTH" in anonymous.stdout + anonymous.stderr
+    assert requests.post(f"{stack.prometheus}/-/quit", timeout=30).status_code != 200
+
+
+def test_statsd_is_not_published_on_the_host(stack):
+    published = compose("port", "statsd-exporter", "9102").strip()
+    assert published  # the metrics page is
+    with pytest.raises(subprocess.CalledProcessError):
+        compose("port", "--protocol", "udp", "statsd-exporter", "9125")
+
+
+def test_changing_the_admin_password_in_env_and_make_up_applies_it(stack):
+    env = ROOT / ".env"
+    old = env_file()["_AIRFLOW_WWW_USER_PASSWORD"]
+    new = secrets.token_hex(24)
+    env.write_text(env.read_text().replace(f"_AIRFLOW_WWW_USER_PASSWORD={old}", f"_AIRFLOW_WWW_USER_PASSWORD={new}"))
+    make("up", WORKERS="3")
+    user = env_file().get("_AIRFLOW_WWW_USER_USERNAME") or "admin"
+    with pytest.raises(ApiError, match="401"):
+        AirflowApi(stack.url, user, old).get_dag("helical_model_workflow")
+    stack.api = AirflowApi(stack.url, user, new)
+    assert stack.api.get_dag("helical_model_workflow")["dag_id"] == "helical_model_workflow"
+
+
+def test_runners_reach_statsd_and_nothing_else(stack):
+    network = json.loads(subprocess.run(["docker", "network", "inspect", "helical_runners"], capture_output=True,
+                                        text=True, check=True).stdout)[0]
+    assert network["Internal"] is True  # no route out of the host
+    members = {c["Name"] for c in network["Containers"].values()}
+    assert [m for m in members if "statsd-exporter" not in m and not m.startswith("helical_model_workflow.")] == []
+    probe = ("import socket\nfor host in ('statsd-exporter', 'redis', 'postgres', 'airflow-apiserver'):\n"
+             "    try: socket.getaddrinfo(host, 1); print(host, 'resolves')\n"
+             "    except OSError: print(host, 'unknown')")
+    seen = subprocess.run(["docker", "run", "--rm", "--network", "helical_runners", "helical-runner:cpu", "python", "-c",
+                           probe], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert seen[:4] == ["statsd-exporter resolves", "redis unknown", "postgres unknown", "airflow-apiserver unknown"]
+
+
+def test_runner_containers_are_locked_down(stack):
+    # Failed runners are kept for `docker logs` (the corrupt dataset of test_stack_observability.py left one).
+    kept = subprocess.run(["docker", "ps", "-aq", "--filter", "label=helical.dag_id", "--filter", "status=exited"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert kept, "no kept runner container to inspect"
+    inspected = json.loads(subprocess.run(["docker", "inspect", kept[0]], capture_output=True, text=True,
+                                          check=True).stdout)[0]
+    assert inspected["Config"]["User"].split(":")[0] not in ("", "0", "root")  # never root, even when make runs as root
+    host = inspected["HostConfig"]
+    assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
+    assert host["PidsLimit"] == 512 and host["NanoCpus"] > 0 and host["Memory"] == host["MemorySwap"] > 0
+    assert host["NetworkMode"] == "helical_runners"
+    models = next(m for m in host["Mounts"] if m["Target"] == "/models")
+    assert models["ReadOnly"] is True
