@@ -129,6 +129,8 @@ class Stack:
 def stack() -> Iterator[Stack]:
     subprocess.run(["make", "runner-image"], cwd=ROOT, check=True)
     prepare_folders()
+    # A fresh metadata DB and broker: volumes left by an earlier stack hold other passwords and runs.
+    make("clean")
     make("up", WORKERS="3")
     stack = Stack()
     deadline = time.monotonic() + 180

@@ -201,8 +201,9 @@ def test_conf_carries_only_set_params_round_robin() -> None:
 def test_cli_prints_the_report_path_last(fake: tuple[FakeAirflow, str], tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     _, url = fake
-    code = load_test.main(["--runs", "2", "--url", url, "--out", str(tmp_path), "--poll", "0.05",
-                           "--no-progress", "--device", "cpu", "--max-cells", "50"])
+    # The fake's login, given explicitly: make exports .env's generated password to every test.
+    code = load_test.main(["--runs", "2", "--url", url, "--username", "admin", "--password", "admin", "--out",
+                           str(tmp_path), "--poll", "0.05", "--no-progress", "--device", "cpu", "--max-cells", "50"])
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert code == 0 and last.endswith("report.json") and Path(last).exists()
 
@@ -210,7 +211,7 @@ def test_cli_prints_the_report_path_last(fake: tuple[FakeAirflow, str], tmp_path
 def test_cli_names_the_fix_when_login_fails(fake: tuple[FakeAirflow, str],
                                             capsys: pytest.CaptureFixture[str]) -> None:
     _, url = fake
-    assert load_test.main(["--url", url, "--password", "wrong", "--no-progress"]) == 2
+    assert load_test.main(["--url", url, "--username", "admin", "--password", "wrong", "--no-progress"]) == 2
     assert "--username/--password" in capsys.readouterr().err
 
 
