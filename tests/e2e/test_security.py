@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import subprocess
 
 import pytest
 import requests
 
-from conftest import ROOT, compose, env_file, make
+from conftest import E2E, ROOT, compose, env_file, make
 from loadtest.client import AirflowApi, ApiError
 
 
@@ -27,10 +28,10 @@ def test_redis_wants_its_password_and_prometheus_cannot_be_stopped_remotely(stac
 
 
 def test_statsd_is_not_published_on_the_host(stack):
-    published = compose("port", "statsd-exporter", "9102").strip()
-    assert published  # the metrics page is
-    with pytest.raises(subprocess.CalledProcessError):
-        compose("port", "--protocol", "udp", "statsd-exporter", "9125")
+    exporter = compose("ps", "-q", "statsd-exporter").strip()
+    bindings = json.loads(subprocess.run(["docker", "inspect", "-f", "{{json .HostConfig.PortBindings}}", exporter],
+                                         capture_output=True, text=True, check=True).stdout)
+    assert set(bindings) == {"9102/tcp"}, bindings  # the metrics page only, not StatsD's 9125
 
 
 def test_changing_the_admin_password_in_env_and_make_up_applies_it(stack):
@@ -61,11 +62,18 @@ def test_runners_reach_statsd_and_nothing_else(stack):
 
 
 def test_runner_containers_are_locked_down(stack):
-    # Failed runners are kept for `docker logs` (the corrupt dataset of test_stack_observability.py left one).
-    kept = subprocess.run(["docker", "ps", "-aq", "--filter", "label=helical.dag_id", "--filter", "status=exited"],
-                          capture_output=True, text=True, check=True).stdout.split()
-    assert kept, "no kept runner container to inspect"
-    inspected = json.loads(subprocess.run(["docker", "inspect", kept[0]], capture_output=True, text=True,
+    # A failed runner is kept for `docker logs`: make one fail (a file that is not HDF5) and inspect it.
+    broken = E2E / "data" / "security"
+    broken.mkdir(exist_ok=True)
+    (broken / "not_hdf5.h5ad").write_text("not an h5ad file")
+    try:
+        run_id = stack.trigger("lockdown", device="cpu", data="security")
+        assert stack.wait(run_id) == "failed"
+    finally:
+        shutil.rmtree(broken)
+    (kept,) = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=helical.run_id={run_id}"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    inspected = json.loads(subprocess.run(["docker", "inspect", kept], capture_output=True, text=True,
                                           check=True).stdout)[0]
     assert inspected["Config"]["User"].split(":")[0] not in ("", "0", "root")  # never root, even when make runs as root
     host = inspected["HostConfig"]
