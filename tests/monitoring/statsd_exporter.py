@@ -120,13 +120,6 @@ def scrape(url: str, timeout: float = 10.0) -> Page:
     return Page(status, body, families)
 
 
-def send_udp(host: str, port: int, lines: Iterable[str]) -> None:
-    """One datagram per line, as Airflow's and the runner's StatsD clients send them."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for line in lines:
-            sock.sendto(line.encode(errors="surrogateescape"), (host, port))
-
-
 class StatsdExporter:
     """A throwaway container of the pinned statsd-exporter image with the project's mapping."""
 
