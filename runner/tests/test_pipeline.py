@@ -15,6 +15,7 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from conftest import EMBSIZE
+from helical_runner.write import staging_name
 
 
 def read_outputs(folder: Path) -> tuple[ad.AnnData, dict]:
@@ -137,7 +138,7 @@ def test_a_retry_of_the_same_run_keeps_the_published_output(run_cli, counts_file
     run_cli(*args)
     run_dir = tmp_path / "results" / "same"
     published = (run_dir / "lab_counts" / "metrics.json").read_text()
-    (run_dir / ".lab_counts.0123abcd.tmp").mkdir()  # left by a killed earlier try
+    (run_dir / staging_name("lab_counts")).mkdir()  # left by a killed earlier try
     code, retry, log = run_cli(*args)
     assert code == 0 and retry["ok"] and retry["datasets"][0]["cells"] == 120
     assert "already published" in log

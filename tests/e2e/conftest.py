@@ -46,8 +46,8 @@ def make(*args: str, check: bool = True, **extra: str) -> subprocess.CompletedPr
 
 def compose(*args: str, extra_files: tuple[str, ...] = ()) -> str:
     """docker compose on the e2e stack (the same files make uses, plus `extra_files`), returning stdout."""
-    files = ["compose/docker-compose.yaml", "compose/docker-compose.monitoring.yaml", "tests/e2e/compose.test.yaml",
-             *extra_files]
+    files = ["compose/docker-compose.yaml", "compose/docker-compose.monitoring.yaml",
+             *MAKE_VARS["COMPOSE_EXTRA_FILES"].split()[1::2], *extra_files]
     env = {**os.environ, **MAKE_VARS, "PROJECT_DIR": str(ROOT)}
     return subprocess.run(["docker", "compose", "--project-directory", str(ROOT),
                            *(flag for f in files for flag in ("-f", f)), *args],

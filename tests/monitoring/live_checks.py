@@ -71,8 +71,3 @@ def wait_for(
         if time.monotonic() >= deadline:
             raise TimeoutError(f"after {timeout:.0f}s {promql!r} still gives {last!r}")
         time.sleep(interval)
-
-
-def targets_up(prom_url: str) -> dict[str, bool]:
-    """{job: up} for every scrape job (excluded services show False)."""
-    return {job: bool(v) for job, v in by_label(query(prom_url, "up"), "job").items()}

@@ -1,6 +1,7 @@
 """config/make-env.sh generates every login; scripts/check-credentials.sh refuses to publish weak ones."""
 
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -55,3 +56,10 @@ def test_publishing_with_a_default_login_is_refused_naming_it(tmp_path):
     refused = check({**strong, "BIND_ADDRESS": "0.0.0.0", "_AIRFLOW_WWW_USER_PASSWORD": "admin", "POSTGRES_PASSWORD": ""})
     assert refused.returncode == 1
     assert "_AIRFLOW_WWW_USER_PASSWORD POSTGRES_PASSWORD" in refused.stderr
+
+
+def test_the_publish_check_covers_every_generated_password():
+    generator = set(re.findall(r"\w+", (ROOT / "config" / "make-env.sh").read_text()))
+    checker = set(re.findall(r"\w+", (ROOT / "scripts" / "check-credentials.sh").read_text()))
+    passwords = {k for k in GENERATED if k.endswith("_PASSWORD")}
+    assert passwords <= generator and passwords <= checker

@@ -81,8 +81,8 @@ class Stages:
 def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, run_id: str, loaded: LoadedModel,
                     embedder: Embedder) -> Result:
     """Raises DatasetError (or anything unexpected) on failure; the caller records it and moves on."""
-    if published_metrics(run_dir, source.name) is not None:
-        return kept_result(run_dir, source)
+    if (earlier := published_metrics(run_dir, source.name)) is not None:
+        return kept_result(run_dir, source, earlier)
     remove_stale_staging(run_dir, source.name)
     started = time.perf_counter()
     timer = Stages()
@@ -139,14 +139,13 @@ def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, ru
             }
             write_metrics(folder, metrics)
     except AlreadyPublished:
-        return kept_result(run_dir, source)
+        return kept_result(run_dir, source, published_metrics(run_dir, source.name) or {})
     return Result(source.name, "ok", str(run_dir / source.name), None, int(rows.size), cells_per_second,
                   dict(timer.seconds), time.perf_counter() - started, scores)
 
 
-def kept_result(run_dir: Path, source: DatasetSource) -> Result:
+def kept_result(run_dir: Path, source: DatasetSource, metrics: dict[str, Any]) -> Result:
     """The dataset's output published earlier in this run (a retry, or an orphaned try that finished first)."""
-    metrics = published_metrics(run_dir, source.name) or {}
     if metrics.get("source") != str(source.path):
         raise DatasetError(f"{source.path}: run folder {run_dir} already holds dataset '{source.name}' from "
                            f"{metrics.get('source')}; two inputs share that name: rename one of them")

@@ -7,6 +7,7 @@ of the same dataset (a retry, an orphaned earlier try) finds it published and ke
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import logging
 import os
@@ -82,7 +83,8 @@ def remove_stale_staging(run_dir: Path, dataset: str) -> None:
     Called when a try starts, after the workflow stopped any earlier try's container: a writer still
     alive then would only lose its own staging folder, fail, and find the published output on retry.
     """
-    for stale in run_dir.glob(f".{dataset}.*{STAGING_SUFFIX}"):
+    # Exactly `staging_name`'s shape, so the staging folder of a dataset named "<dataset>.x" is not matched.
+    for stale in run_dir.glob(f".{glob.escape(dataset)}.{'[0-9a-f]' * 32}{STAGING_SUFFIX}"):
         shutil.rmtree(stale, ignore_errors=True)
 
 
