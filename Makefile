@@ -55,8 +55,8 @@ dirs:
 	  [ "$$(stat -c %u "$$d")" = 0 ] && [ "$(RUNNER_UID)" != 0 ] && chown "$(RUNNER_UID)" "$$d" || true; done
 
 .PHONY: images
-images: .env runner-image $(if $(GPU),runner-image-gpu) ## Build the Airflow and runner images
-	$(COMPOSE) build airflow-init
+images: .env runner-image $(if $(GPU),runner-image-gpu) ## Build the Airflow, Docker-policy and runner images
+	$(COMPOSE) build airflow-init docker-policy
 
 .PHONY: up
 up: preflight dirs images ## Start the stack: make up WORKERS=3 [GPU=1] [EXCLUDE='grafana ...']
@@ -150,21 +150,26 @@ test-runner: ## Runner tests inside the runner image, then the image itself offl
 test-monitoring: venv ## promtool checks, rule tests, PromQL and metric-name checks
 	$(VENV)/bin/pytest -q tests/monitoring
 
-# One stack for both in `make test`; each alone starts its own. (-rP prints the measured figures.)
-E2E_TESTS := tests/e2e/test_stack.py tests/e2e/test_stack_observability.py tests/e2e/test_security.py
+# One stack for all of them in `make test`; each alone starts its own. (-rP prints the measured figures.)
+E2E_TESTS := tests/e2e/test_stack.py tests/e2e/test_stack_observability.py
+SECURITY_TESTS := tests/security
 CHAOS_TESTS := tests/e2e/test_chaos.py
 
 .PHONY: e2e
 e2e: venv ## The whole stack on this machine through the REST API (replaces a running stack)
 	$(VENV)/bin/pytest -q -x -rP $(E2E_TESTS)
 
+.PHONY: security
+security: venv ## Least-privilege checks on the real stack: Docker API proxy, runner isolation, logins
+	$(VENV)/bin/pytest -q -x -rP $(SECURITY_TESTS)
+
 .PHONY: chaos
 chaos: venv ## Faults on the real stack: killed and stopped workers, scale-down, restarts, backlog, OOM
 	$(VENV)/bin/pytest -q -x -rP --durations=0 $(CHAOS_TESTS)
 
 .PHONY: test-stack
-test-stack: venv ## e2e then chaos on one stack
-	$(VENV)/bin/pytest -q -x -rP --durations=0 $(E2E_TESTS) $(CHAOS_TESTS)
+test-stack: venv ## e2e, security, then chaos on one stack
+	$(VENV)/bin/pytest -q -x -rP --durations=0 $(E2E_TESTS) $(SECURITY_TESTS) $(CHAOS_TESTS)
 
 .PHONY: bench-runner
 bench-runner: ## Runner vs naive Helical path at real scGPT dims, in the runner image; output to docs/benchmarks/

@@ -38,7 +38,7 @@ class RunnerOperator(DockerOperator):
         super().__init__(
             image=settings.gpu_image if gpu else settings.cpu_image,
             api_version="auto",
-            docker_url="unix://var/run/docker.sock",
+            docker_url=settings.docker_url,
             mounts=[
                 Mount(target="/data", source=settings.host_data_dir, type="bind", read_only=True),
                 Mount(target="/results", source=settings.host_results_dir, type="bind"),

@@ -25,6 +25,8 @@ class Settings:
     gpu_image: str
     runner_uid: str
     docker_network: str
+    # The Docker API the workers launch runners through: docker-policy, then socket-proxy (docs/security.md).
+    docker_url: str
     statsd_host: str
     # Bounds of each runner container: CPUs (a quota, which torch's thread count follows) and memory.
     runner_cpus: float
@@ -43,6 +45,7 @@ def load_settings(env: os._Environ[str] | dict[str, str] = os.environ) -> Settin
         gpu_image=env.get("HELICAL_RUNNER_GPU_IMAGE", "helical-runner:gpu"),
         runner_uid=env.get("HELICAL_RUNNER_UID", "1000"),
         docker_network=env.get("HELICAL_DOCKER_NETWORK", "bridge"),
+        docker_url=env.get("DOCKER_HOST", "unix://var/run/docker.sock"),
         statsd_host=env.get("HELICAL_STATSD_HOST", ""),
         runner_cpus=float(env.get("HELICAL_RUNNER_CPUS") or 1),
         runner_memory=env.get("HELICAL_RUNNER_MEMORY") or "4g",

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import E2E, ROOT, compose, docker_run_runner, make
+from harness import E2E, ROOT, compose, docker_run_runner, make
 
 BIG = "chaos/big.h5ad"  # 80,000 cells: ~3 min on one CPU with the tiny model (460 cells/s); max_cells picks less
 CHAOS_COMPOSE = "tests/e2e/compose.chaos.yaml"

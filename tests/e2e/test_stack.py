@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import compose, make
+from harness import compose, make
 from live_checks import by_label, value, wait_for
 
 DATASETS = ("pbmc_part_a", "pbmc_part_b", "synthetic_counts")

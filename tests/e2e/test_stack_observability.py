@@ -10,7 +10,7 @@ import base64
 import json
 import time
 
-from conftest import E2E, compose
+from harness import E2E, compose
 from live_checks import query, value, wait_for
 from promql_names import dashboard_expressions, metric_names, recorded_names, rule_expressions
 from statsd_exporter import STRAY_LINES, UNMAPPED_PREFIX, scrape

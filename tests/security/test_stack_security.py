@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import E2E, ROOT, compose, env_file, make
+from harness import E2E, ROOT, compose, env_file, make
 from loadtest.client import AirflowApi, ApiError
 
 
@@ -53,12 +53,26 @@ def test_runners_reach_statsd_and_nothing_else(stack):
     assert network["Internal"] is True  # no route out of the host
     members = {c["Name"] for c in network["Containers"].values()}
     assert [m for m in members if "statsd-exporter" not in m and not m.startswith("helical_model_workflow.")] == []
-    probe = ("import socket\nfor host in ('statsd-exporter', 'redis', 'postgres', 'airflow-apiserver'):\n"
+    probe = ("import socket, sys\nfor host in ('statsd-exporter', 'redis', 'postgres', 'airflow-apiserver'):\n"
              "    try: socket.getaddrinfo(host, 1); print(host, 'resolves')\n"
-             "    except OSError: print(host, 'unknown')")
+             "    except OSError: print(host, 'unknown')\n"
+             "for address in sys.argv[1:]:\n"
+             "    host, port = address.split(':')\n"
+             "    try: socket.create_connection((host, int(port)), 3); print(address, 'connected')\n"
+             "    except OSError: print(address, 'unreachable')")
+    # By address too, as a hostile runner would: Redis and Postgres on the control network, and the internet.
+    control = [f"{ip_on_default_network(service)}:{port}" for service, port in (("redis", 6379), ("postgres", 5432))]
     seen = subprocess.run(["docker", "run", "--rm", "--network", "helical_runners", "helical-runner:cpu", "python", "-c",
-                           probe], capture_output=True, text=True, check=True).stdout.split("\n")
+                           probe, *control, "1.1.1.1:53"], capture_output=True, text=True, check=True).stdout.split("\n")
     assert seen[:4] == ["statsd-exporter resolves", "redis unknown", "postgres unknown", "airflow-apiserver unknown"]
+    assert seen[4:7] == [f"{address} unreachable" for address in (*control, "1.1.1.1:53")]
+
+
+def ip_on_default_network(service: str) -> str:
+    networks = json.loads(subprocess.run(["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}",
+                                          compose("ps", "-q", service).strip()], capture_output=True, text=True,
+                                         check=True).stdout)
+    return networks["helical_default"]["IPAddress"]
 
 
 def test_runner_containers_are_locked_down(stack):

@@ -1,4 +1,5 @@
-"""The real stack on this machine, started the way users start it: `make up WORKERS=3 EXCLUDE=...`.
+"""The real stack on this machine, started the way users start it (`make up WORKERS=3 EXCLUDE=...`), and the helpers
+the e2e, security and chaos tests share (tests/conftest.py starts it once per session).
 
 Its data, results and models live under .e2e/ (git-ignored), so a user's ./data and ./results are untouched.
 The stack is stopped with `make down` at the end, and the test asserts nothing of it is left behind.
@@ -11,13 +12,10 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 E2E = ROOT / ".e2e"
 VOCAB = ROOT.parent / "shared" / "scgpt-vocab" / "default_census_vocab.json"
 DAG_ID = "helical_model_workflow"
@@ -123,29 +121,3 @@ class Stack:
             if ti["state"] == "failed":
                 lines.append(self.api.log_tail(ti, 30) or "(no log)")
         return "\n".join(lines)
-
-
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    subprocess.run(["make", "runner-image"], cwd=ROOT, check=True)
-    prepare_folders()
-    # A fresh metadata DB and broker: volumes left by an earlier stack hold other passwords and runs.
-    make("clean")
-    make("up", WORKERS="3")
-    stack = Stack()
-    deadline = time.monotonic() + 180
-    while True:  # the dag-processor parses the DAG shortly after it starts
-        try:
-            stack.api.get_dag(DAG_ID)
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(5)
-    yield stack
-    make("down")
-    left = subprocess.run(["docker", "ps", "-aq", "--filter", "label=com.docker.compose.project=helical"],
-                          capture_output=True, text=True, check=True).stdout.split()
-    runners = subprocess.run(["docker", "ps", "-aq", "--filter", "label=helical.dag_id"],
-                             capture_output=True, text=True, check=True).stdout.split()
-    assert not left and not runners, f"make down left containers behind: {left + runners}"

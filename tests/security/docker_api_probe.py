@@ -1,0 +1,56 @@
+"""Run inside a Celery worker (python - < this file): what the worker's Docker API endpoint lets it do.
+
+Prints one JSON object: for each attempt, [HTTP status, explanation] when refused, or [201, ...] when allowed.
+Every attempt but the named one is a locked-down runner spec, so each refusal is for that one reason.
+"""
+
+import json
+import os
+import sys
+
+import docker
+from docker.types import DeviceRequest, Mount
+
+client = docker.APIClient(base_url=os.environ["DOCKER_HOST"], version="auto", timeout=60)
+image, data_dir = sys.argv[1], os.environ["HELICAL_DATA_DIR"]
+LOCKED = {"read_only": True, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "pids_limit": 64,
+          "mem_limit": "256m", "network_mode": os.environ["HELICAL_DOCKER_NETWORK"]}
+DATA = Mount("/data", data_dir, type="bind", read_only=True)
+
+
+def create(command: list[str], container_image: str = image, user: str = "1000", **host: object) -> dict:
+    return client.create_container(container_image, command, user=user, labels={"helical.dag_id": "security"},
+                                   host_config=client.create_host_config(**{**LOCKED, "mounts": [DATA], **host}))
+
+
+def attempt(call) -> list:
+    try:
+        created = call()
+    except docker.errors.APIError as err:
+        return [err.status_code, str(err.explanation)]
+    if isinstance(created, dict) and "Id" in created:
+        client.remove_container(created["Id"], force=True)
+    return [201, "allowed"]
+
+
+outcomes = {
+    "privileged": attempt(lambda: create(["true"], privileged=True)),
+    "bind /": attempt(lambda: create(["true"], mounts=[Mount("/host", "/", type="bind")])),
+    "bind /var/run": attempt(lambda: create(["true"], mounts=[Mount("/run", "/var/run", type="bind")])),
+    "pid host": attempt(lambda: create(["true"], pid_mode="host")),
+    "control network": attempt(lambda: create(["true"], network_mode="helical_default")),
+    "root user": attempt(lambda: create(["true"], user="0")),
+    "other image": attempt(lambda: create(["true"], container_image="postgres:16")),
+    "volume create": attempt(lambda: client.create_volume("security-probe")),
+    "exec": attempt(lambda: client.exec_create(os.environ["HOSTNAME"], ["id"])),
+    "image pull": attempt(lambda: client.pull("alpine", tag="3")),
+    "one GPU": attempt(lambda: create(["true"], device_requests=[DeviceRequest(count=1, capabilities=[["gpu"]])])),
+}
+# The calls a runner task makes, in the DockerOperator's order: create, attach, start, stream, wait, logs.
+runner = create(["python", "-c", "print('through the proxy')"])
+stream = client.attach(runner["Id"], stdout=True, stderr=True, stream=True)
+client.start(runner["Id"])
+outcomes["runner"] = [b"".join(stream).decode().strip(), client.wait(runner["Id"])["StatusCode"],
+                      client.logs(runner["Id"]).decode().strip()]
+client.remove_container(runner["Id"])
+print(json.dumps(outcomes))
