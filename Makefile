@@ -116,7 +116,7 @@ runner-image-gpu: ## Build helical-runner:gpu (CUDA torch)
 # ---------------------------------------------------------------------------------------------- the tests
 $(VENV)/.done: requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -r requirements-dev.lock
+	$(VENV)/bin/pip install -q --require-hashes -r requirements-dev.lock
 	touch $@
 
 .PHONY: venv
@@ -184,8 +184,17 @@ load-test: venv ## make load-test RUNS=20 CONCURRENCY=5 DEVICE=auto [MAX_CELLS=1
 	  $(if $(COMPARE_WORKERS),--compare-workers $(COMPARE_WORKERS))
 
 .PHONY: lock
-lock: ## Recompile every lock file from its .in file (needs uv)
-	uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 -q runner/requirements.in -o runner/requirements.lock
-	uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 -q compose/airflow/requirements.in -o compose/airflow/requirements.lock
-	uv pip compile --python-version 3.12 --python-platform x86_64-manylinux_2_28 -q compose/airflow/requirements-test.in -c compose/airflow/requirements.lock -o compose/airflow/requirements-test.lock
-	uv pip compile --python-version 3.11 -q requirements-dev.in -o requirements-dev.lock
+# Versions already in a lock are kept (uv prefers them); `make lock UPGRADE=1` moves everything to the newest.
+LOCK_312 := uv pip compile --generate-hashes --custom-compile-command 'make lock' -q $(if $(UPGRADE),--upgrade) \
+  --python-version 3.12 --python-platform x86_64-manylinux_2_28
+lock: ## Recompile every lock file, with hashes, from its .in file (needs uv: pip install uv)
+	$(LOCK_312) runner/requirements.in -o runner/requirements.lock
+	$(LOCK_312) runner/requirements-test.in -c runner/requirements.lock -o runner/requirements-test.lock
+	@# The CPU build of the same torch, from PyTorch's own index (install-deps.sh uses it for TORCH_FLAVOR=cpu).
+	sed -n 's/^torch==\([^ ]*\).*/torch==\1+cpu/p' runner/requirements.lock | $(LOCK_312) --no-deps \
+	  --index-url https://download.pytorch.org/whl/cpu - -o runner/requirements-torch-cpu.lock
+	$(LOCK_312) compose/airflow/requirements.in -o compose/airflow/requirements.lock
+	$(LOCK_312) compose/airflow/requirements-test.in -c compose/airflow/requirements.lock \
+	  -o compose/airflow/requirements-test.lock
+	uv pip compile --generate-hashes --custom-compile-command 'make lock' -q $(if $(UPGRADE),--upgrade) \
+	  --python-version 3.11 requirements-dev.in -o requirements-dev.lock

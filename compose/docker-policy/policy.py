@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 CREATE_PATH = re.compile(r"^(/v[0-9.]+)?/containers/create$")
+# A call on one container (inspect, logs, attach, start, wait, stop, remove, and anything else under its path).
+CONTAINER_PATH = re.compile(r"^(/v[0-9.]+)?/containers/(?P<id>[^/]+)(/.*)?$")
+NOT_CONTAINER_IDS = ("create", "json", "prune")
 # Namespaces a container may share with the host ("host") or with another container ("container:<id>").
 SHARED_NAMESPACES = ("PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode")
 # Host settings that a runner never needs and that each open a way out of the container.
@@ -27,10 +30,13 @@ ROOT_USERS = ("", "0", "root")
 
 @dataclass(frozen=True)
 class Policy:
-    """The runner images and the networks that containers created through the proxy may use."""
+    """The runner images and networks that containers created through the proxy may use, and the label that
+    marks them: calls on a container without it (the stack's own services, anything else on the host) are
+    refused, so a worker cannot stop, remove or read the containers it did not create."""
 
     images: frozenset[str]
     networks: frozenset[str]
+    label: str
 
     def refusal(self, method: str, path: str, body: bytes) -> str | None:
         """Why this request is refused, or None. Only container creates are read; anything else passes."""
@@ -45,9 +51,19 @@ class Policy:
         problems = self.container_problems(spec)
         return "; ".join(problems) or None
 
+    def target_container(self, path: str) -> str | None:
+        """The container a call is about, whose labels decide whether the worker may make it."""
+        match = CONTAINER_PATH.match(path)
+        return match["id"] if match and match["id"] not in NOT_CONTAINER_IDS else None
+
+    def is_runner(self, labels: dict[str, str] | None) -> bool:
+        return self.label in (labels or {})
+
     def container_problems(self, spec: dict[str, Any]) -> list[str]:
         host = spec.get("HostConfig") or {}
         problems = [f"{key} is set" for key in FORBIDDEN_WHEN_SET if host.get(key)]
+        if not self.is_runner(spec.get("Labels")):
+            problems.append(f"the label {self.label} is missing (it marks runner containers)")
         if spec.get("Image") not in self.images:
             problems.append(f"image {spec.get('Image')!r} is not a runner image ({', '.join(sorted(self.images))})")
         if str(spec.get("User") or "").split(":")[0] in ROOT_USERS:
@@ -86,7 +102,7 @@ def is_gpu_request(request: dict[str, Any]) -> bool:
 
 
 def from_environment(env: dict[str, str]) -> Policy:
-    """DOCKER_POLICY_IMAGES and DOCKER_POLICY_NETWORKS: comma-separated (compose sets them from .env)."""
+    """DOCKER_POLICY_IMAGES and DOCKER_POLICY_NETWORKS (comma-separated), DOCKER_POLICY_LABEL: set by compose."""
 
     def names(key: str) -> frozenset[str]:
         values = frozenset(name.strip() for name in env.get(key, "").split(",") if name.strip())
@@ -94,4 +110,6 @@ def from_environment(env: dict[str, str]) -> Policy:
             raise SystemExit(f"docker-policy: {key} is empty; compose/docker-compose.yaml sets it")
         return values
 
-    return Policy(images=names("DOCKER_POLICY_IMAGES"), networks=names("DOCKER_POLICY_NETWORKS"))
+    images, networks = names("DOCKER_POLICY_IMAGES"), names("DOCKER_POLICY_NETWORKS")
+    (label,) = names("DOCKER_POLICY_LABEL")
+    return Policy(images=images, networks=networks, label=label)

@@ -46,6 +46,18 @@ def forwarded_head(request_line: str, fields: list[tuple[str, str]], upgrade: bo
     return ("\r\n".join([request_line, *kept]) + "\r\n\r\n").encode("latin-1")
 
 
+def dechunk(body: bytes) -> bytes:
+    """The payload of an HTTP/1.1 chunked body (the engine sends large JSON answers that way)."""
+    payload, rest = [], body
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return b"".join(payload)
+        payload.append(rest[:size])
+        rest = rest[size + 2:]
+
+
 def error_response(status: HTTPStatus, message: str) -> bytes:
     """An answer in the Docker API's error format, so docker-py raises APIError with this message."""
     body = json.dumps({"message": message}).encode()
@@ -92,6 +104,9 @@ class DockerPolicyProxy:
             return
         body = await client_r.readexactly(length)
         refusal = self.policy.refusal(method, path, body)
+        container = self.policy.target_container(path)
+        if not refusal and container and not self.policy.is_runner(await self.labels_of(container)):
+            refusal = f"{container} is not a runner container (no label {self.policy.label})"
         if refusal:
             log.warning("refused %s %s from %s: %s", method, path, peer, refusal)
             client_w.write(error_response(HTTPStatus.FORBIDDEN, f"docker-policy refused {method} {path}: {refusal}"))
@@ -110,6 +125,22 @@ class DockerPolicyProxy:
             await pipe(upstream_r, client_w)
         finally:
             upstream_w.close()
+
+    async def labels_of(self, container: str) -> dict[str, str] | None:
+        """The labels of a container as the engine reports them; None when it does not exist."""
+        reader, writer = await asyncio.open_connection(*self.upstream)
+        try:
+            writer.write(f"GET /containers/{container}/json HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
+                         .encode("latin-1"))
+            await writer.drain()
+            head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+        finally:
+            writer.close()
+        if head.split(b" ", 2)[1:2] != [b"200"]:
+            return None
+        if b"transfer-encoding: chunked" in head.lower():
+            body = dechunk(body)
+        return json.loads(body)["Config"].get("Labels") or {}
 
     @staticmethod
     async def stream(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,

@@ -41,11 +41,19 @@ outcomes = {
     "control network": attempt(lambda: create(["true"], network_mode="helical_default")),
     "root user": attempt(lambda: create(["true"], user="0")),
     "other image": attempt(lambda: create(["true"], container_image="postgres:16")),
+    "no runner label": attempt(lambda: client.create_container(image, ["true"], user="1000",
+                                                               host_config=client.create_host_config(**LOCKED))),
     "volume create": attempt(lambda: client.create_volume("security-probe")),
-    "exec": attempt(lambda: client.exec_create(os.environ["HOSTNAME"], ["id"])),
     "image pull": attempt(lambda: client.pull("alpine", tag="3")),
     "one GPU": attempt(lambda: create(["true"], device_requests=[DeviceRequest(count=1, capabilities=[["gpu"]])])),
+    # The worker's own container stands for every container that is not a runner (Postgres, socket-proxy...).
+    "inspect a service": attempt(lambda: client.inspect_container(os.environ["HOSTNAME"])),
+    "logs of a service": attempt(lambda: client.logs(os.environ["HOSTNAME"])),
+    "remove a service": attempt(lambda: client.remove_container(os.environ["HOSTNAME"])),
 }
+held = create(["true"])  # a runner container: docker-policy lets calls on it through, socket-proxy judges the path
+outcomes["exec"] = attempt(lambda: client.exec_create(held["Id"], ["id"]))
+client.remove_container(held["Id"])
 # The calls a runner task makes, in the DockerOperator's order: create, attach, start, stream, wait, logs.
 runner = create(["python", "-c", "print('through the proxy')"])
 stream = client.attach(runner["Id"], stdout=True, stderr=True, stream=True)

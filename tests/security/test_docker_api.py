@@ -42,6 +42,10 @@ def test_only_socket_proxy_mounts_the_docker_socket(stack):
     ("control network", "network 'helical_default' is not a runner network"),
     ("root user", "would run as root"),
     ("other image", "image 'postgres:16' is not a runner image"),
+    ("no runner label", "the label helical.dag_id is missing"),
+    ("inspect a service", "is not a runner container"),
+    ("logs of a service", "is not a runner container"),
+    ("remove a service", "is not a runner container"),
     ("bind /", "Forbidden"),  # socket-proxy: not under the data, results or models folder
     ("bind /var/run", "Forbidden"),
     ("volume create", "Forbidden"),  # socket-proxy: path not allowed

@@ -10,7 +10,7 @@ import pytest
 from policy import Policy, from_environment
 
 POLICY = Policy(images=frozenset({"helical-runner:cpu", "helical-runner:gpu"}),
-                networks=frozenset({"helical_runners"}))
+                networks=frozenset({"helical_runners"}), label="helical.dag_id")
 CREATE = "/v1.41/containers/create"
 
 
@@ -77,6 +77,18 @@ def test_other_images_root_users_and_extra_networks_are_refused():
         assert "root" in refusal({**runner_spec(), "User": user})
     spec = {**runner_spec(), "NetworkingConfig": {"EndpointsConfig": {"helical_default": {}}}}
     assert "network 'helical_default'" in refusal(spec)
+    assert "the label helical.dag_id is missing" in refusal({**runner_spec(), "Labels": {"app": "x"}})
+
+
+def test_calls_on_one_container_are_judged_by_its_labels():
+    for path in ("/v1.41/containers/abc/json", "/containers/abc/logs", "/v1.41/containers/abc",
+                 "/v1.41/containers/abc/exec", "/v1.41/containers/abc/attach"):
+        assert POLICY.target_container(path) == "abc", path
+    for path in ("/v1.41/containers/create", "/v1.41/containers/json", "/containers/prune", "/_ping",
+                 "/v1.41/images/json"):
+        assert POLICY.target_container(path) is None, path
+    assert POLICY.is_runner({"helical.dag_id": "helical_model_workflow"})
+    assert not POLICY.is_runner({"com.docker.compose.service": "postgres"}) and not POLICY.is_runner(None)
 
 
 def test_only_creates_are_read_and_a_body_that_is_not_a_spec_is_refused():
@@ -89,8 +101,9 @@ def test_only_creates_are_read_and_a_body_that_is_not_a_spec_is_refused():
 def test_the_policy_needs_its_images_and_networks():
     with pytest.raises(SystemExit, match="DOCKER_POLICY_NETWORKS"):
         from_environment({"DOCKER_POLICY_IMAGES": "helical-runner:cpu", "DOCKER_POLICY_NETWORKS": " , "})
-    policy = from_environment({"DOCKER_POLICY_IMAGES": "a:1, b:2", "DOCKER_POLICY_NETWORKS": "n"})
-    assert policy == Policy(images=frozenset({"a:1", "b:2"}), networks=frozenset({"n"}))
+    policy = from_environment({"DOCKER_POLICY_IMAGES": "a:1, b:2", "DOCKER_POLICY_NETWORKS": "n",
+                               "DOCKER_POLICY_LABEL": "helical.dag_id"})
+    assert policy == Policy(images=frozenset({"a:1", "b:2"}), networks=frozenset({"n"}), label="helical.dag_id")
 
 
 def test_the_proxy_forwards_one_request_per_connection_and_keeps_an_attach_upgrade():
@@ -103,3 +116,9 @@ def test_the_proxy_forwards_one_request_per_connection_and_keeps_an_attach_upgra
     assert b"Connection: close\r\n" in forwarded_head(line, fields, upgrade=False)
     with pytest.raises(ValueError, match="malformed"):
         parse_head(b"GET / HTTP/1.1\r\nno colon here\r\n\r\n")
+
+
+def test_a_chunked_answer_of_the_engine_is_read_whole():
+    from proxy import dechunk
+
+    assert dechunk(b"5\r\n{\"a\":\r\n3;ext=1\r\n 1}\r\n0\r\n\r\n") == b'{"a": 1}'
