@@ -49,22 +49,22 @@ with DAG(
 ) as dag:
 
     @task
-    def discover_datasets() -> list[str]:
-        """Every selected .h5ad as the runner sees it (/data/...)."""
+    def discover_datasets() -> list[dict[str, str | None]]:
+        """Every selected .h5ad as the runner sees it (/data/...), with its output name, unique within the run."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from helical_workflow.discovery import DataPatternError
+        from helical_workflow.discovery import DataPatternError, plan_datasets
         from helical_workflow.discovery import discover_datasets as discover
         from helical_workflow.settings import load_settings
 
         params = get_current_context()["params"]
         try:
-            return discover(load_settings().worker_data_dir, params["data"])
+            return plan_datasets(discover(load_settings().worker_data_dir, params["data"]))
         except DataPatternError as err:
             raise AirflowFailException(str(err)) from err
 
     @task.branch
-    def choose_queue(datasets: list[str]) -> str:
+    def choose_queue(datasets: list[dict[str, str | None]]) -> str:
         """Ask Celery which queues live workers consume, then route; device=gpu without one fails fast."""
         from airflow.providers.celery.executors.celery_executor_utils import app as celery_app
         from airflow.sdk.exceptions import AirflowFailException
@@ -82,7 +82,7 @@ with DAG(
         return RUNNER_TASK[queue]
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def summarize(planned: list[str] | None) -> dict[str, Any]:
+    def summarize(planned: list[dict[str, str | None]] | None) -> dict[str, Any]:
         """results/<run_id>/summary.json from the datasets' metrics.json and errors; fails if any dataset has none."""
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -112,7 +112,7 @@ with DAG(
     datasets = discover_datasets()
     # The branch skips the runner task of the queue not chosen before it expands, so nothing waits there.
     # The pool bounds CPU runners to the host's CPUs; a backlog waits in `scheduled`, where no timeout applies.
-    run_cpu = RunnerOperator.partial(task_id=RUNNER_TASK[CPU_QUEUE], queue=CPU_QUEUE, pool=RUNNER_POOL).expand(
-        dataset=datasets)
-    run_gpu = RunnerOperator.partial(task_id=RUNNER_TASK[GPU_QUEUE], queue=GPU_QUEUE, gpu=True).expand(dataset=datasets)
+    run_cpu = RunnerOperator.partial(task_id=RUNNER_TASK[CPU_QUEUE], queue=CPU_QUEUE, pool=RUNNER_POOL).expand_kwargs(
+        datasets)
+    run_gpu = RunnerOperator.partial(task_id=RUNNER_TASK[GPU_QUEUE], queue=GPU_QUEUE, gpu=True).expand_kwargs(datasets)
     choose_queue(datasets) >> [run_cpu, run_gpu] >> summarize(datasets)

@@ -1,12 +1,20 @@
-"""Which .h5ad files under the data folder a run processes: one mapped runner task per file."""
+"""Which .h5ad files under the data folder a run processes, and the name of each one's outputs."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path, PurePosixPath
+from typing import TypedDict
 
 # The runner's own mount point for the data folder.
 RUNNER_DATA_DIR = PurePosixPath("/data")
+
+
+class PlannedDataset(TypedDict):
+    """One mapped runner task's arguments (RunnerOperator's keywords): the runner path and the output name."""
+
+    dataset: str
+    dataset_name: str | None  # None for the demo run of an empty folder: the runner names it
 
 
 class DataPatternError(ValueError):
@@ -36,6 +44,28 @@ def discover_datasets(data_dir: Path, pattern: str) -> list[str]:
             "drop the files into ./data or fix the pattern"
         )
     return [str(RUNNER_DATA_DIR / p.relative_to(data_dir)) for p in chosen]
+
+
+def plan_datasets(paths: list[str]) -> list[PlannedDataset]:
+    """Each dataset with an output name unique within the run, decided here once for the runner, the summary
+    and the load test: the path under /data without `.h5ad`, folders joined by `__` (`lab1/x.h5ad` ->
+    `lab1__x`), so `a/x.h5ad` and `b/x.h5ad` never share an output folder; a clash (`a__x.h5ad` beside
+    `a/x.h5ad`) gets `-2`, `-3`... in path order.
+    """
+    planned: list[PlannedDataset] = []
+    used: set[str] = set()
+    for path in paths:
+        relative = PurePosixPath(path).relative_to(RUNNER_DATA_DIR)
+        if not relative.parts:
+            planned.append({"dataset": path, "dataset_name": None})
+            continue
+        base = "__".join((*relative.parent.parts, relative.name.removesuffix(".h5ad")))
+        name, n = base, 2
+        while name in used:
+            name, n = f"{base}-{n}", n + 1
+        used.add(name)
+        planned.append({"dataset": path, "dataset_name": name})
+    return planned
 
 
 def safe_run_id(run_id: str) -> str:

@@ -27,13 +27,14 @@ ORPHAN_STOP_SECONDS = 10
 
 
 class RunnerOperator(DockerOperator):
-    """helical-runner on `dataset` (a path under /data), labelled for cAdvisor, logs streamed to the task log.
+    """helical-runner on `dataset` (a path under /data) with outputs under `dataset_name` (unique within the run,
+    from discovery.plan_datasets), labelled for cAdvisor, logs streamed to the task log.
 
     `gpu=True` asks the engine for one NVIDIA GPU and runs the GPU image, unless the worker executing the
     task is the test-only GPU worker (HELICAL_GPU_WORKER_MODE=test), which uses the CPU image and no device.
     """
 
-    def __init__(self, *, dataset: str, gpu: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, dataset: str, dataset_name: str | None = None, gpu: bool = False, **kwargs: Any) -> None:
         settings = load_settings()
         super().__init__(
             image=settings.gpu_image if gpu else settings.cpu_image,
@@ -63,6 +64,7 @@ class RunnerOperator(DockerOperator):
             **kwargs,
         )
         self.dataset = dataset
+        self.dataset_name = dataset_name
         self.gpu = gpu
         self.statsd_host = settings.statsd_host
         self.cpu_image = settings.cpu_image
@@ -77,7 +79,8 @@ class RunnerOperator(DockerOperator):
             gpu_mode = os.environ.get(GPU_WORKER_MODE_ENV, "device")
             if gpu_mode == "test":
                 self.image, self.device_requests = self.cpu_image, None
-        self.command = runner_command(self.dataset, run_id, params, device="cuda" if gpu_mode == "device" else "cpu")
+        self.command = runner_command(self.dataset, self.dataset_name, run_id, params,
+                                      device="cuda" if gpu_mode == "device" else "cpu")
         self.environment = {"STATSD_HOST": self.statsd_host, "STATSD_PORT": "9125"} if self.statsd_host else {}
         # Not templated fields, so they are set here, where the run's identity is known.
         self.container_name = container_name(ti.dag_id, ti.task_id, run_id, ti.map_index, ti.try_number)
@@ -160,9 +163,12 @@ def exit_code(err: DockerContainerFailedException) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def runner_command(dataset: str, run_id: str, params: dict[str, Any], device: str) -> list[str]:
+def runner_command(dataset: str, dataset_name: str | None, run_id: str, params: dict[str, Any],
+                   device: str) -> list[str]:
     """The helical-runner CLI call for one dataset (flags as in docs/contracts.md)."""
     command = ["helical-runner", "run", "--data", dataset, "--run-id", run_id, "--device", device]
+    if dataset_name:
+        command += ["--name", dataset_name]
     command += ["--max-cells", str(int(params.get("max_cells") or 0))]
     command += ["--classifier", str(params.get("classifier") or "auto")]
     if params.get("batch_size"):

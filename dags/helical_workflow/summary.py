@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from helical_workflow.discovery import RUNNER_DATA_DIR
+from helical_workflow.discovery import RUNNER_DATA_DIR, PlannedDataset
 
 
 def collect_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -29,13 +29,14 @@ def collect_failures(run_dir: Path) -> dict[str, dict[str, Any]]:
             for path in sorted(run_dir.glob("*.failed.json"))}
 
 
-def build_summary(run_id: str, planned: list[str], metrics: list[dict[str, Any]],
+def build_summary(run_id: str, planned: list[PlannedDataset], metrics: list[dict[str, Any]],
                   failures: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Totals over the datasets, and which planned inputs left no metrics.json behind, with the runner's error."""
     done_sources = {m.get("source") for m in metrics}
     ran_demo = any(m.get("demo_data") for m in metrics)
+    names = {p["dataset"]: p["dataset_name"] for p in planned}
     # An empty data folder is planned as the folder itself; the runner then embeds its demo dataset.
-    missing = [p for p in planned if p not in done_sources and not (p == str(RUNNER_DATA_DIR) and ran_demo)]
+    missing = [p for p in names if p not in done_sources and not (p == str(RUNNER_DATA_DIR) and ran_demo)]
     cells = sum(int(m.get("cells") or 0) for m in metrics)
     embed_seconds = sum(float((m.get("durations_seconds") or {}).get("embed") or 0.0) for m in metrics)
     return {
@@ -43,16 +44,16 @@ def build_summary(run_id: str, planned: list[str], metrics: list[dict[str, Any]]
         "datasets_planned": len(planned),
         "datasets_done": len(metrics),
         "missing": missing,
-        "errors": {path: explain_missing(path, failures or {}) for path in missing},
+        "errors": {path: explain_missing(names[path] or Path(path).stem, failures or {}) for path in missing},
         "cells": cells,
         "cells_per_second": round(cells / embed_seconds, 2) if embed_seconds else None,
         "datasets": metrics,
     }
 
 
-def explain_missing(planned_path: str, failures: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The runner's own error for a planned input (datasets are named by file stem), else where to look."""
-    found = failures.get(Path(planned_path).stem)
+def explain_missing(name: str, failures: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The runner's own error for the dataset of this output name, else where to look."""
+    found = failures.get(name)
     if found:
         return {"error": found.get("error"), "exit_class": found.get("exit_class")}
     return {"error": "the runner left no output and no error (killed, or never started): see its task log",

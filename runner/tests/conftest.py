@@ -22,6 +22,7 @@ import pytest
 import scipy.sparse as sp
 
 from helical_runner.cli import main
+from helical_runner.config import RUN_OPTIONS
 from helical_runner.test_model import builtin_genes, write_test_model
 
 EMBSIZE = 32  # the test model's width (test_model.TINY)
@@ -36,8 +37,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # The runner reads env vars; a developer's or the image's settings must not leak into tests.
-    for name in ("DATA_DIR", "OUTPUT_DIR", "MODEL_DIR", "RUN_ID", "DEVICE", "MAX_CELLS", "BATCH_SIZE", "LABEL_KEY",
-                 "GENE_KEY", "CLASSIFIER", "STATSD_HOST", "STATSD_PORT", "PRECISION", "CHUNK_CELLS"):
+    for _flag, name, _default, _help in RUN_OPTIONS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DEVICE", "cpu")
 

@@ -36,6 +36,10 @@ def test_settings_defaults_env_and_flags() -> None:
         settings_from(parse(), {"MAX_CELLS": "x"})
     with pytest.raises(ConfigError, match="CLASSIFIER"):
         settings_from(parse("--classifier", "maybe"), {})
+    assert settings_from(parse("--name", "lab1__x"), {}).name == "lab1__x"
+    for bad in ("a/x", ".hidden"):
+        with pytest.raises(ConfigError, match="plain folder name"):
+            settings_from(parse(), {"DATASET_NAME": bad})
 
 
 def test_subsample_is_seeded_and_stratified() -> None:
@@ -59,6 +63,10 @@ def test_discover(tmp_path: Path) -> None:
     assert [s.name for s in find_datasets(tmp_path)] == ["x", "x-2"]
     demo = find_datasets(tmp_path / "a" / "notes.txt")
     assert demo[0].name == "notes"
+    # The workflow names each file of a run uniquely (a/x and b/x would both be "x" by stem).
+    assert [s.name for s in find_datasets(tmp_path / "b" / "x.h5ad", "b__x")] == ["b__x"]
+    with pytest.raises(ConfigError, match="names one dataset"):
+        find_datasets(tmp_path / "a", "a__x")
     with pytest.raises(ConfigError, match="does not exist"):
         find_datasets(tmp_path / "missing")
     (empty := tmp_path / "empty").mkdir()

@@ -13,10 +13,12 @@ PARAMS = {"data": "", "device": "auto", "max_cells": 100, "classifier": "off", "
 
 
 def test_runner_command_passes_every_param():
-    assert runner_command("/data/a.h5ad", "run_1", {**PARAMS, "batch_size": 32}, "cpu") == [
-        "helical-runner", "run", "--data", "/data/a.h5ad", "--run-id", "run_1", "--device", "cpu",
-        "--max-cells", "100", "--classifier", "off", "--batch-size", "32",
+    assert runner_command("/data/lab/a.h5ad", "lab__a", "run_1", {**PARAMS, "batch_size": 32}, "cpu") == [
+        "helical-runner", "run", "--data", "/data/lab/a.h5ad", "--run-id", "run_1", "--device", "cpu",
+        "--name", "lab__a", "--max-cells", "100", "--classifier", "off", "--batch-size", "32",
     ]
+    # The demo run of an empty data folder: the runner names its demo dataset itself.
+    assert "--name" not in runner_command("/data", None, "run_1", PARAMS, "cpu")
 
 
 def test_container_names_are_unique_and_valid():

@@ -6,13 +6,14 @@ The tests share one stack and run in file order (the later ones change worker co
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import requests
 
-from harness import compose, make
+from harness import E2E, compose, make
 from live_checks import by_label, value, wait_for
 
 DATASETS = ("pbmc_part_a", "pbmc_part_b", "synthetic_counts")
@@ -45,6 +46,23 @@ def test_three_datasets_run_on_several_workers(stack):
     assert len(workers) >= 2, f"all mapped runner tasks ran on {workers}"
     ran = [ti for ti in stack.task_instances(run_id) if ti["state"] != "skipped"]
     assert {ti["queue"] for ti in ran} == {"cpu"}, ran
+
+
+def test_two_files_of_one_name_in_different_folders_get_two_outputs(stack):
+    twins = E2E / "data" / "twins"
+    for lab in ("a", "b"):
+        (twins / lab).mkdir(parents=True, exist_ok=True)
+        shutil.copy(E2E / "data" / "synthetic_counts.h5ad", twins / lab / "x.h5ad")
+    try:
+        run_id = stack.trigger("twins", device="cpu", data="twins", max_cells=40)
+        assert stack.wait(run_id) == "success", stack.explain(run_id)
+    finally:
+        shutil.rmtree(twins)
+    run_dir = stack.results / run_id
+    sources = {name: assert_complete_outputs(run_dir, name)["source"] for name in ("twins__a__x", "twins__b__x")}
+    assert sources == {"twins__a__x": "/data/twins/a/x.h5ad", "twins__b__x": "/data/twins/b/x.h5ad"}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert sorted(d["dataset"] for d in summary["datasets"]) == ["twins__a__x", "twins__b__x"], summary
 
 
 def test_auto_without_gpu_worker_runs_on_cpu(stack):

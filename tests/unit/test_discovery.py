@@ -2,7 +2,7 @@
 
 import pytest
 
-from helical_workflow.discovery import DataPatternError, discover_datasets, safe_run_id
+from helical_workflow.discovery import DataPatternError, discover_datasets, plan_datasets, safe_run_id
 
 
 @pytest.fixture
@@ -45,6 +45,14 @@ def test_pattern_matching_nothing_names_the_fix(data_dir):
 def test_pattern_cannot_leave_the_data_folder(data_dir):
     with pytest.raises(DataPatternError, match="leaves the data folder"):
         discover_datasets(data_dir, "../etc/*.h5ad")
+
+
+def test_every_dataset_of_a_run_gets_its_own_output_name():
+    planned = plan_datasets(["/data/a/x.h5ad", "/data/a__x.h5ad", "/data/b/x.h5ad", "/data/top.h5ad",
+                             "/data/lab1/deep/d.h5ad"])
+    assert [p["dataset_name"] for p in planned] == ["a__x", "a__x-2", "b__x", "top", "lab1__deep__d"]
+    assert [p["dataset"] for p in planned][:2] == ["/data/a/x.h5ad", "/data/a__x.h5ad"]
+    assert plan_datasets(["/data"]) == [{"dataset": "/data", "dataset_name": None}]  # the demo names itself
 
 
 def test_safe_run_id():

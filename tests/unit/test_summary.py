@@ -2,6 +2,7 @@
 
 import json
 
+from helical_workflow.discovery import plan_datasets
 from helical_workflow.summary import (
     build_summary,
     collect_failures,
@@ -9,6 +10,10 @@ from helical_workflow.summary import (
     discovery_failed_summary,
     write_json_atomically,
 )
+
+
+def _planned(*paths: str) -> list[dict]:
+    return plan_datasets(list(paths))
 
 
 def _metrics(dataset: str, source: str, cells: int, embed_s: float, demo: bool = False) -> dict:
@@ -19,7 +24,8 @@ def _metrics(dataset: str, source: str, cells: int, embed_s: float, demo: bool =
 def test_summary_totals_and_missing_datasets(tmp_path):
     for m in (_metrics("a", "/data/a.h5ad", 100, 2.0), _metrics("b", "/data/b.h5ad", 300, 2.0)):
         write_json_atomically(tmp_path / m["dataset"] / "metrics.json", m)
-    summary = build_summary("run_1", ["/data/a.h5ad", "/data/b.h5ad", "/data/c.h5ad"], collect_metrics(tmp_path))
+    summary = build_summary("run_1", _planned("/data/a.h5ad", "/data/b.h5ad", "/data/c.h5ad"),
+                            collect_metrics(tmp_path))
     assert summary["datasets_done"] == 2 and summary["datasets_planned"] == 3
     assert summary["missing"] == ["/data/c.h5ad"]
     assert summary["cells"] == 400 and summary["cells_per_second"] == 100.0
@@ -27,8 +33,8 @@ def test_summary_totals_and_missing_datasets(tmp_path):
 
 def test_demo_run_of_an_empty_folder_is_not_missing(tmp_path):
     demo = _metrics("pbmc68k_reduced", "/site-packages/scanpy/datasets/pbmc.h5ad", 700, 7.0, demo=True)
-    assert build_summary("r", ["/data"], [demo])["missing"] == []
-    assert build_summary("r", ["/data"], [])["missing"] == ["/data"]
+    assert build_summary("r", _planned("/data"), [demo])["missing"] == []
+    assert build_summary("r", _planned("/data"), [])["missing"] == ["/data"]
 
 
 def test_write_json_atomically_leaves_no_temp_file(tmp_path):
@@ -42,10 +48,11 @@ def test_write_json_atomically_leaves_no_temp_file(tmp_path):
 def test_staging_folders_are_not_outputs_and_failures_carry_the_runners_error(tmp_path):
     write_json_atomically(tmp_path / "a" / "metrics.json", _metrics("a", "/data/a.h5ad", 10, 1.0))
     write_json_atomically(tmp_path / ".b.0f3c.tmp" / "metrics.json", _metrics("b", "/data/lab/b.h5ad", 10, 1.0))
-    write_json_atomically(tmp_path / "b.failed.json", {"dataset": "b", "error": "disk full", "exit_class": "unexpected"})
-    planned = ["/data/a.h5ad", "/data/lab/b.h5ad", "/data/c.h5ad"]
+    write_json_atomically(tmp_path / "lab__b.failed.json",
+                          {"dataset": "lab__b", "error": "disk full", "exit_class": "unexpected"})
+    planned = _planned("/data/a.h5ad", "/data/lab/b.h5ad", "/data/c.h5ad")
     summary = build_summary("r", planned, collect_metrics(tmp_path), collect_failures(tmp_path))
-    assert summary["datasets_done"] == 1 and summary["missing"] == planned[1:]
+    assert summary["datasets_done"] == 1 and summary["missing"] == ["/data/lab/b.h5ad", "/data/c.h5ad"]
     assert summary["errors"]["/data/lab/b.h5ad"] == {"error": "disk full", "exit_class": "unexpected"}
     assert summary["errors"]["/data/c.h5ad"]["exit_class"] == "unknown"
 

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
         run_id = settings.run_id
-        sources = find_datasets(settings.data)
+        sources = find_datasets(settings.data, settings.name)
         device = resolve_device(settings.device)
         threads = configure_threads()
         LOG.info("run %s: %d dataset(s), device %s, torch threads %d", run_id, len(sources), device, threads)

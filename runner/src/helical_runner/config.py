@@ -18,6 +18,8 @@ from helical_runner.errors import ConfigError
 # (flag, env var, default, help). The one table a newcomer reads to learn the knobs.
 RUN_OPTIONS: list[tuple[str, str, str | None, str]] = [
     ("--data", "DATA_DIR", "/data", "an .h5ad file or a folder searched recursively; no .h5ad = demo data"),
+    ("--name", "DATASET_NAME", None, "output folder name of the one file --data names (the workflow passes a "
+     "name unique within the run); default: the file stem"),
     ("--output-dir", "OUTPUT_DIR", "/results", "results go to OUTPUT_DIR/<run_id>/<dataset>/"),
     ("--model-dir", "MODEL_DIR", "/models", "scGPT files (best_model.pt, vocab.json), e.g. from `make models`"),
     ("--run-id", "RUN_ID", None, "run folder name; default: UTC timestamp + random suffix"),
@@ -40,6 +42,7 @@ LABEL_CANDIDATES = ("LVL1", "cell_type", "celltype", "cell_types", "CellType", "
 @dataclass(frozen=True)
 class Settings:
     data: Path
+    name: str | None
     output_dir: Path
     model_dir: Path
     run_id: str
@@ -87,6 +90,12 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _folder_name(name: str, value: str) -> str:
+    if "/" in value or value.startswith("."):
+        raise ConfigError(f"{name}={value!r} must be a plain folder name (no '/', not starting with '.')")
+    return value
+
+
 def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     raw: dict[str, str | None] = {}
@@ -95,11 +104,10 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = Non
         if value is None:
             value = env.get(name) or default  # an empty env var means "use the default"
         raw[name] = value
-    run_id = raw["RUN_ID"] or default_run_id()
-    if "/" in run_id or run_id in {".", ".."}:
-        raise ConfigError(f"RUN_ID={run_id!r} must be a plain folder name")
+    run_id = _folder_name("RUN_ID", raw["RUN_ID"] or default_run_id())
     return Settings(
         data=Path(str(raw["DATA_DIR"])),
+        name=_folder_name("DATASET_NAME", raw["DATASET_NAME"]) if raw["DATASET_NAME"] else None,
         output_dir=Path(str(raw["OUTPUT_DIR"])),
         model_dir=Path(str(raw["MODEL_DIR"])),
         run_id=run_id,

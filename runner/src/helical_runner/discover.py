@@ -16,7 +16,7 @@ DEMO_NAME = "pbmc68k_reduced"
 
 @dataclass(frozen=True)
 class DatasetSource:
-    name: str  # output folder name: the file stem (contracts.md), made unique within the run
+    name: str  # output folder name: given by the workflow, else the file stem made unique among the files found
     path: Path
     is_demo: bool = False
 
@@ -40,13 +40,17 @@ def metric_name(name: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", name.lower()).strip("_") or "dataset"
 
 
-def find_datasets(data: Path) -> list[DatasetSource]:
+def find_datasets(data: Path, name: str | None = None) -> list[DatasetSource]:
+    """The datasets under `data`; `name` (DATASET_NAME) names the output of a single file."""
     if not data.exists():
         raise ConfigError(f"DATA_DIR {data} does not exist; mount a folder or file there, or set DATA_DIR/--data")
     if data.is_file():
         if data.suffix != ".h5ad":
             LOG.warning("%s does not end in .h5ad; trying it anyway because it was named explicitly", data)
-        return [DatasetSource(data.stem, data)]
+        return [DatasetSource(name or data.stem, data)]
+    if name:
+        raise ConfigError(f"DATASET_NAME={name!r} names one dataset, but DATA_DIR {data} is a folder: "
+                          "give --data one .h5ad file, or leave the name out")
     # Hidden folders hold editor and sync leftovers, never data; sorted for a reproducible order.
     files = sorted(
         p for p in data.rglob("*.h5ad") if not any(part.startswith(".") for part in p.relative_to(data).parts)
