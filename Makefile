@@ -7,8 +7,8 @@ SHELL := /bin/bash
 -include .env
 export
 
-# Host facts the compose file needs: the checkout's absolute path (runner containers mount host paths)
-# and the group that owns the Docker socket (the workers launch runners through it).
+# Host facts the compose file needs (make env also writes them into .env, for plain `docker compose`): the
+# checkout's absolute path (runner containers mount host paths) and the group that owns the Docker socket.
 export PROJECT_DIR := $(CURDIR)
 export DOCKER_GID ?= $(shell stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)
 export AIRFLOW_UID ?= $(shell id -u)
@@ -17,15 +17,19 @@ export AIRFLOW_UID ?= $(shell id -u)
 RUNNER_UID := $(or $(RUNNER_UID),$(shell u=$$(stat -c %u .); [ "$$u" = 0 ] && echo 1000 || echo "$$u"))
 export RUNNER_UID
 # WORKERS (CPU worker count): make up WORKERS=3 wins over .env's value (default 2).
-# Services to leave out, e.g. EXCLUDE='grafana cadvisor' where those images cannot be had.
-EXCLUDE ?=
+# Optional parts are compose profiles (COMPOSE_PROFILES in .env); GPU=1 adds the GPU worker's.
 GPU ?=
+ifneq ($(GPU),)
+comma := ,
+export COMPOSE_PROFILES
+override COMPOSE_PROFILES := $(subst $() ,$(comma),$(strip $(subst $(comma), ,$(COMPOSE_PROFILES)) gpu))
+endif
 PYTHON ?= python3
 # scGPT's gene vocabulary, for the runner's tests and benchmark (test checkpoints map real genes with it).
 SCGPT_VOCAB ?= $(abspath ../shared/scgpt-vocab/default_census_vocab.json)
 
-COMPOSE_FILES := -f compose/docker-compose.yaml -f compose/docker-compose.monitoring.yaml $(COMPOSE_EXTRA_FILES)
-COMPOSE := docker compose --project-directory $(CURDIR) $(COMPOSE_FILES) $(if $(GPU),--profile gpu)
+# compose.yaml (the repository root's) plus, for the tests, override files.
+COMPOSE := docker compose -f compose.yaml $(COMPOSE_EXTRA_FILES)
 RUNNER_BUILD := docker compose --project-directory $(CURDIR) -f compose/runner-images.yaml
 VENV := .venv
 DAG_ID := helical_model_workflow
@@ -59,21 +63,19 @@ images: .env runner-image $(if $(GPU),runner-image-gpu) ## Build the Airflow, Do
 	$(COMPOSE) build airflow-init docker-policy
 
 .PHONY: up
-up: preflight dirs images ## Start the stack: make up WORKERS=3 [GPU=1] [EXCLUDE='grafana ...']
-	@# Every service of the active profiles but the excluded ones; airflow-init runs as their dependency.
-	$(COMPOSE) up -d --wait --wait-timeout 600 --remove-orphans \
-	  $$($(COMPOSE) config --services | grep -vxF $(foreach s,airflow-init $(EXCLUDE),-e $(s)))
+up: preflight dirs images ## Start the stack: make up WORKERS=3 [GPU=1] (profiles: COMPOSE_PROFILES in .env)
+	$(COMPOSE) up -d --wait --wait-timeout 600 --remove-orphans
 	@scripts/print-urls.sh
 
 .PHONY: down
 down: ## Stop the stack and remove its containers (volumes are kept; make clean removes them)
-	$(COMPOSE) --profile gpu --profile gpu-test down --remove-orphans
+	$(COMPOSE) --profile '*' down --remove-orphans
 	@# Failed runner containers are kept for `docker logs`; they go with the stack.
 	@docker ps -aq --filter label=helical.dag_id | xargs -r docker rm -f >/dev/null
 
 .PHONY: clean
 clean: ## Stop the stack and delete its volumes (metadata DB, logs, Prometheus data)
-	$(COMPOSE) --profile gpu --profile gpu-test down --remove-orphans --volumes
+	$(COMPOSE) --profile '*' down --remove-orphans --volumes
 	@docker ps -aq --filter label=helical.dag_id | xargs -r docker rm -f >/dev/null
 
 .PHONY: ps

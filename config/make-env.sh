@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Create .env from config/.env.example on first use, with every secret and password freshly generated; on
-# later runs add the settings .env lacks (new in .env.example), generating those that are secrets. It never
-# changes a value already in .env, and never prints one.
+# Create .env from config/.env.example on first use, with every secret and password freshly generated and
+# this host's facts derived (so plain `docker compose up` works); on later runs add the settings .env lacks
+# (new in .env.example), generating or deriving them, and derive host facts left empty. It never changes a
+# value already in .env, and never prints a secret.
 # Usage: config/make-env.sh [ENV_FILE]
 set -euo pipefail
 env_file=${1:-.env}
@@ -11,6 +12,26 @@ example="$(dirname "$0")/.env.example"
 GENERATED=(AIRFLOW_FERNET_KEY AIRFLOW_JWT_SECRET AIRFLOW_API_SECRET_KEY _AIRFLOW_WWW_USER_PASSWORD FLOWER_PASSWORD
            GRAFANA_ADMIN_PASSWORD POSTGRES_PASSWORD REDIS_PASSWORD)
 is_generated() { [[ " ${GENERATED[*]} " == *" $1 "* ]]; }
+# Facts of this host that compose needs (the Makefile computes them the same way on every call).
+DERIVED=(PROJECT_DIR DOCKER_GID AIRFLOW_UID RUNNER_UID)
+is_derived() { [[ " ${DERIVED[*]} " == *" $1 "* ]]; }
+checkout=$(cd "$(dirname "$env_file")" && pwd)
+derive() {
+  case $1 in
+    PROJECT_DIR) echo "$checkout" ;;
+    DOCKER_GID) stat -c %g /var/run/docker.sock 2>/dev/null || echo 0 ;;
+    AIRFLOW_UID) id -u ;;
+    # Runners never run as root: the checkout's owner (results belong to them), or the image's user 1000.
+    RUNNER_UID) owner=$(stat -c %u "$checkout"); if [ "$owner" = 0 ]; then echo 1000; else echo "$owner"; fi ;;
+  esac
+}
+# The value a setting of .env.example gets in a new .env: generated, derived when empty, or as written.
+fill() {
+  local key=${1%%=*}
+  if is_generated "$key"; then echo "$key=$(generate "$key")"
+  elif is_derived "$key" && [ "$1" = "$key=" ]; then echo "$key=$(derive "$key")"
+  else echo "$1"; fi
+}
 
 # A Fernet key is 32 random bytes in URL-safe base64; the rest are hex, safe inside URLs (broker, database).
 generate() {
@@ -21,10 +42,7 @@ generate() {
 umask 077
 if [ ! -f "$env_file" ]; then
   while IFS= read -r line; do
-    key=${line%%=*}
-    if [[ "$line" != \#* && "$line" == *=* ]] && is_generated "$key"; then
-      line="$key=$(generate "$key")"
-    fi
+    [[ "$line" != \#* && "$line" == *=* ]] && line=$(fill "$line")
     printf '%s\n' "$line"
   done <"$example" >"$env_file"
   echo "created $env_file with generated passwords and secrets (read them there; edit it to change logins, ports and paths)"
@@ -36,11 +54,18 @@ while IFS= read -r line; do
   [[ "$line" == \#* || "$line" != *=* ]] && continue
   key=${line%%=*}
   grep -q "^${key}=" "$env_file" && continue
-  is_generated "$key" && line="$key=$(generate "$key")"
-  added+=("$line")
+  added+=("$(fill "$line")")
 done <"$example"
 if [ ${#added[@]} -gt 0 ]; then
   { echo "# added from config/.env.example on $(date -u +%F)"; printf '%s\n' "${added[@]}"; } >>"$env_file"
   echo "added to $env_file: ${added[*]%%=*}"
 fi
+# Host facts an older .env left empty.
+for key in "${DERIVED[@]}"; do
+  if grep -qx "${key}=" "$env_file"; then
+    value=$(derive "$key")
+    sed -i "s|^${key}=\$|${key}=${value}|" "$env_file"
+    echo "derived in $env_file: $key"
+  fi
+done
 touch "$env_file"

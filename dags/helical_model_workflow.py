@@ -12,8 +12,9 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
+from helical_workflow.contract import CLASSIFIER_MODES, CPU_QUEUE, DEVICE_PARAMS, GPU_QUEUE
 from helical_workflow.operator import RunnerOperator
-from helical_workflow.settings import CPU_QUEUE, GPU_QUEUE, RUNNER_POOL
+from helical_workflow.settings import RUNNER_POOL
 
 RUNNER_TASK = {CPU_QUEUE: "run_runner_cpu", GPU_QUEUE: "run_runner_gpu"}
 
@@ -36,11 +37,11 @@ with DAG(
         "data": Param("", type="string", title="Datasets",
                       description="A file, folder or glob under ./data (/data); empty = every .h5ad, or the demo "
                                   "dataset when ./data holds none."),
-        "device": Param("auto", enum=["auto", "cpu", "gpu"], title="Device",
+        "device": Param("auto", enum=list(DEVICE_PARAMS), title="Device",
                         description="gpu needs a live GPU worker; auto uses one when present, else cpu."),
         "max_cells": Param(0, type="integer", minimum=0, title="Max cells per dataset",
                            description="Seeded, label-stratified subsample; 0 keeps every cell."),
-        "classifier": Param("auto", enum=["auto", "on", "off"], title="Cell-type classifier",
+        "classifier": Param("auto", enum=list(CLASSIFIER_MODES), title="Cell-type classifier",
                             description="auto trains one when the dataset has labels with 2+ classes."),
         "batch_size": Param(None, type=["null", "integer"], minimum=1, maximum=1024, title="Batch size",
                             description="Cells per forward pass; empty = the runner's default."),

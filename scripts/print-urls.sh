@@ -2,26 +2,28 @@
 # What `make up` prints once every service is healthy: where to look and how to log in.
 set -euo pipefail
 # shellcheck disable=SC1091
+given_profiles=${COMPOSE_PROFILES-unset}  # the environment wins over .env, as in compose (make GPU=1 adds gpu)
 set -a; [ -f .env ] && . ./.env; set +a
+[ "$given_profiles" != unset ] && COMPOSE_PROFILES=$given_profiles
 host=${BIND_ADDRESS:-127.0.0.1}; [ "$host" = 0.0.0.0 ] && host=localhost
-excluded=" ${EXCLUDE:-} "
+profiles=",${COMPOSE_PROFILES:-},"
 
-# service, label, URL, login
+# profile (- for a service always started), label, URL, login
 show() {
   local note=""
-  [[ "$excluded" == *" $1 "* ]] && note="   (left out: EXCLUDE)"
+  [[ "$1" != - && "$profiles" != *",$1,"* ]] && note="   (off: add $1 to COMPOSE_PROFILES)"
   printf '  %-22s %-32s %s%s\n' "$2" "$3" "$4" "$note"
 }
 
 echo
 echo "Helical platform is up."
 # Passwords are never printed (they would land in terminal logs and CI output): only where to read them.
-show airflow-apiserver "Airflow UI / REST API" "http://$host:${AIRFLOW_PORT:-8080}" \
+show - "Airflow UI / REST API" "http://$host:${AIRFLOW_PORT:-8080}" \
   "login ${_AIRFLOW_WWW_USER_USERNAME:-admin}, password _AIRFLOW_WWW_USER_PASSWORD in .env"
 show flower "Flower" "http://$host:${FLOWER_PORT:-5555}" "login ${FLOWER_USER:-admin}, password FLOWER_PASSWORD in .env"
-show prometheus "Prometheus" "http://$host:${PROMETHEUS_PORT:-9090}" ""
-show grafana "Grafana" "http://$host:${GRAFANA_PORT:-3000}" "login ${GRAFANA_ADMIN_USER:-admin}, password GRAFANA_ADMIN_PASSWORD in .env"
-show statsd-exporter "statsd-exporter" "http://$host:${STATSD_EXPORTER_PORT:-9102}/metrics" ""
+show monitoring "Prometheus" "http://$host:${PROMETHEUS_PORT:-9090}" ""
+show dashboards "Grafana" "http://$host:${GRAFANA_PORT:-3000}" "login ${GRAFANA_ADMIN_USER:-admin}, password GRAFANA_ADMIN_PASSWORD in .env"
+show - "statsd-exporter" "http://$host:${STATSD_EXPORTER_PORT:-9102}/metrics" ""
 show cadvisor "cAdvisor" "http://$host:${CADVISOR_PORT:-8081}" ""
 echo
 echo "Drop .h5ad files into ${HELICAL_DATA_DIR:-./data}, then: make trigger   (results land in ${HELICAL_RESULTS_DIR:-./results}/<run_id>/)"

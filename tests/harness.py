@@ -1,5 +1,5 @@
-"""The real stack on this machine, started the way users start it (`make up WORKERS=3 EXCLUDE=...`), and the helpers
-the e2e, security and chaos tests share (tests/conftest.py starts it once per session).
+"""The real stack on this machine, started the way users start it (`make up WORKERS=3`), and the helpers the e2e,
+security and chaos tests share (tests/conftest.py starts it once per session).
 
 Its data, results and models live under .e2e/ (git-ignored), so a user's ./data and ./results are untouched.
 The stack is stopped with `make down` at the end, and the test asserts nothing of it is left behind.
@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 E2E = ROOT / ".e2e"
 VOCAB = ROOT.parent / "shared" / "scgpt-vocab" / "default_census_vocab.json"
 DAG_ID = "helical_model_workflow"
-# The two services whose images cannot be had on the test machines (no registry, no Debian package).
-EXCLUDE = "grafana cadvisor"
+# Every profile but grafana's and cadvisor's: their images cannot be had on the test machines (no registry).
+PROFILES = "monitoring,flower"
 
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "tests" / "monitoring"))
@@ -31,7 +31,7 @@ MAKE_VARS = {
     "HELICAL_DATA_DIR": str(E2E / "data"),
     "HELICAL_RESULTS_DIR": str(E2E / "results"),
     "HELICAL_MODELS_DIR": str(E2E / "models"),
-    "EXCLUDE": EXCLUDE,
+    "COMPOSE_PROFILES": PROFILES,
     "COMPOSE_EXTRA_FILES": "-f tests/e2e/compose.test.yaml",
     "DAG_REFRESH_INTERVAL": "10",
 }
@@ -44,11 +44,9 @@ def make(*args: str, check: bool = True, **extra: str) -> subprocess.CompletedPr
 
 def compose(*args: str, extra_files: tuple[str, ...] = ()) -> str:
     """docker compose on the e2e stack (the same files make uses, plus `extra_files`), returning stdout."""
-    files = ["compose/docker-compose.yaml", "compose/docker-compose.monitoring.yaml",
-             *MAKE_VARS["COMPOSE_EXTRA_FILES"].split()[1::2], *extra_files]
-    env = {**os.environ, **MAKE_VARS, "PROJECT_DIR": str(ROOT)}
-    return subprocess.run(["docker", "compose", "--project-directory", str(ROOT),
-                           *(flag for f in files for flag in ("-f", f)), *args],
+    files = ["compose.yaml", *MAKE_VARS["COMPOSE_EXTRA_FILES"].split()[1::2], *extra_files]
+    env = {**os.environ, **MAKE_VARS}
+    return subprocess.run(["docker", "compose", *(flag for f in files for flag in ("-f", f)), *args],
                           cwd=ROOT, env=env, check=True, text=True, capture_output=True).stdout
 
 

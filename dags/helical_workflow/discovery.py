@@ -6,8 +6,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import TypedDict
 
-# The runner's own mount point for the data folder.
-RUNNER_DATA_DIR = PurePosixPath("/data")
+from helical_workflow.contract import RUNNER_DATA_DIR
 
 
 class PlannedDataset(TypedDict):

@@ -13,12 +13,20 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from docker.types import DeviceRequest, Mount
 
+from helical_workflow.contract import (
+    CPU_QUEUE,
+    GPU_QUEUE,
+    RUNNER_DATA_DIR,
+    RUNNER_DEVICES,
+    RUNNER_INPUT_ERRORS,
+    RUNNER_LABEL,
+    RUNNER_MODELS_DIR,
+    RUNNER_RESULTS_DIR,
+    runner_command,
+)
 from helical_workflow.discovery import safe_run_id
 from helical_workflow.settings import GPU_WORKER_MODE_ENV, load_settings
 
-# Runner exit codes that mean bad input or configuration: retrying cannot help. Anything else (3 unexpected,
-# 137 killed, 143 stopped) is retried with backoff (see docs/contracts.md).
-RUNNER_INPUT_ERRORS = {1, 2}
 # The runner writes only to /results and /tmp (its image points every cache there).
 RUNNER_LOCKDOWN = {"read_only": True, "tmpfs": {"/tmp": "size=2g"}, "cap_drop": ["ALL"],
                    "security_opt": ["no-new-privileges"], "pids_limit": 512}
@@ -41,10 +49,10 @@ class RunnerOperator(DockerOperator):
             api_version="auto",
             docker_url=settings.docker_url,
             mounts=[
-                Mount(target="/data", source=settings.host_data_dir, type="bind", read_only=True),
-                Mount(target="/results", source=settings.host_results_dir, type="bind"),
+                Mount(target=str(RUNNER_DATA_DIR), source=settings.host_data_dir, type="bind", read_only=True),
+                Mount(target=str(RUNNER_RESULTS_DIR), source=settings.host_results_dir, type="bind"),
                 # Read-only: weights come from `make models`, never from a run.
-                Mount(target="/models", source=settings.host_models_dir, type="bind", read_only=True),
+                Mount(target=str(RUNNER_MODELS_DIR), source=settings.host_models_dir, type="bind", read_only=True),
             ],
             mount_tmp_dir=False,
             network_mode=settings.docker_network,
@@ -79,13 +87,13 @@ class RunnerOperator(DockerOperator):
             gpu_mode = os.environ.get(GPU_WORKER_MODE_ENV, "device")
             if gpu_mode == "test":
                 self.image, self.device_requests = self.cpu_image, None
-        self.command = runner_command(self.dataset, self.dataset_name, run_id, params,
-                                      device="cuda" if gpu_mode == "device" else "cpu")
+        device = RUNNER_DEVICES[GPU_QUEUE if gpu_mode == "device" else CPU_QUEUE]
+        self.command = runner_command(self.dataset, self.dataset_name, run_id, params, device=device)
         self.environment = {"STATSD_HOST": self.statsd_host, "STATSD_PORT": "9125"} if self.statsd_host else {}
         # Not templated fields, so they are set here, where the run's identity is known.
         self.container_name = container_name(ti.dag_id, ti.task_id, run_id, ti.map_index, ti.try_number)
         self.labels = {
-            "helical.dag_id": ti.dag_id,
+            RUNNER_LABEL: ti.dag_id,
             "helical.task_id": ti.task_id,
             "helical.run_id": run_id,
             "helical.queue": self.queue,
@@ -135,7 +143,7 @@ class RunnerOperator(DockerOperator):
         Found by the labels every try of this task instance shares; stopped (SIGTERM, exit 143), not removed,
         so `docker logs` still shows how far it got.
         """
-        same_task = [f"{key}={self.labels[key]}" for key in ("helical.dag_id", "helical.task_id", "helical.run_id",
+        same_task = [f"{key}={self.labels[key]}" for key in (RUNNER_LABEL, "helical.task_id", "helical.run_id",
                                                                "helical.map_index")]
         for container in self.cli.containers(filters={"label": same_task, "status": "running"}):
             self.log.warning("stopping runner %s left running by an earlier try of this task (its worker died)",
@@ -161,19 +169,6 @@ def exit_code(err: DockerContainerFailedException) -> int | None:
     """The container's exit status, which the provider only puts in the message ({'StatusCode': N, ...})."""
     match = re.search(r"'StatusCode': (\d+)", str(err))
     return int(match.group(1)) if match else None
-
-
-def runner_command(dataset: str, dataset_name: str | None, run_id: str, params: dict[str, Any],
-                   device: str) -> list[str]:
-    """The helical-runner CLI call for one dataset (flags as in docs/contracts.md)."""
-    command = ["helical-runner", "run", "--data", dataset, "--run-id", run_id, "--device", device]
-    if dataset_name:
-        command += ["--name", dataset_name]
-    command += ["--max-cells", str(int(params.get("max_cells") or 0))]
-    command += ["--classifier", str(params.get("classifier") or "auto")]
-    if params.get("batch_size"):
-        command += ["--batch-size", str(int(params["batch_size"]))]
-    return command
 
 
 def container_name(dag_id: str, task_id: str, run_id: str, map_index: int, try_number: int) -> str:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from helical_workflow.settings import CPU_QUEUE, GPU_QUEUE
-
-DEVICES = ("auto", "cpu", "gpu")
+from helical_workflow.contract import CPU_QUEUE, DEVICE_PARAMS, GPU_QUEUE
 
 
 class NoGpuWorkerError(RuntimeError):
@@ -20,8 +18,8 @@ def live_queues(active_queues: Mapping[str, Iterable[Mapping[str, object]]] | No
 
 def route_to_queue(device: str, queues: set[str]) -> str:
     """gpu -> gpu (or fail fast); auto -> gpu only when a live worker consumes it; cpu -> cpu."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device not in DEVICE_PARAMS:
+        raise ValueError(f"device must be one of {DEVICE_PARAMS}, got {device!r}")
     if device == "cpu":
         return CPU_QUEUE
     if GPU_QUEUE in queues:

@@ -6,8 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-CPU_QUEUE = "cpu"
-GPU_QUEUE = "gpu"
+from helical_workflow.contract import CPU_QUEUE, GPU_QUEUE, RUNNER_IMAGES
+
+__all__ = ["CPU_QUEUE", "GPU_QUEUE", "GPU_WORKER_MODE_ENV", "RUNNER_POOL", "Settings", "load_settings"]
 # The Airflow pool CPU runner tasks take a slot of: sized to the host's CPUs by compose/airflow/init.sh.
 RUNNER_POOL = "helical_cpu_runners"
 # How the test-only GPU worker announces itself: it consumes `gpu` but requests no device.
@@ -41,8 +42,8 @@ def load_settings(env: os._Environ[str] | dict[str, str] = os.environ) -> Settin
         host_data_dir=env.get("HELICAL_DATA_DIR", "/data"),
         host_results_dir=env.get("HELICAL_RESULTS_DIR", "/results"),
         host_models_dir=env.get("HELICAL_MODELS_DIR", "/models"),
-        cpu_image=env.get("HELICAL_RUNNER_CPU_IMAGE", "helical-runner:cpu"),
-        gpu_image=env.get("HELICAL_RUNNER_GPU_IMAGE", "helical-runner:gpu"),
+        cpu_image=env.get("HELICAL_RUNNER_CPU_IMAGE", RUNNER_IMAGES[CPU_QUEUE]),
+        gpu_image=env.get("HELICAL_RUNNER_GPU_IMAGE", RUNNER_IMAGES[GPU_QUEUE]),
         runner_uid=env.get("HELICAL_RUNNER_UID", "1000"),
         docker_network=env.get("HELICAL_DOCKER_NETWORK", "bridge"),
         docker_url=env.get("DOCKER_HOST", "unix://var/run/docker.sock"),

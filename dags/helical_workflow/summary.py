@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from helical_workflow.discovery import RUNNER_DATA_DIR, PlannedDataset
+from helical_workflow.contract import RUNNER_DATA_DIR
+from helical_workflow.discovery import PlannedDataset
 
 
 def collect_metrics(run_dir: Path) -> list[dict[str, Any]]:

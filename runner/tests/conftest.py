@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import anndata as ad
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,6 +33,11 @@ EMBSIZE = 32  # the test model's width (test_model.TINY)
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     vocab = os.environ.get("HELICAL_TEST_VOCAB")
     return write_test_model(tmp_path_factory.mktemp("model"), Path(vocab) if vocab else None)
+
+
+# The runner's output contracts: runner/schemas/ beside tests/ (in the image: /app/schemas beside /app/tests).
+SCHEMAS = {name: json.loads((Path(__file__).resolve().parents[1] / "schemas" / f"{name}.schema.json").read_text())
+           for name in ("summary", "metrics", "failure")}
 
 
 @pytest.fixture(autouse=True)
@@ -72,14 +78,26 @@ Run = Callable[..., tuple[int, dict[str, Any], str]]
 
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str], model_dir: Path, tmp_path: Path) -> Run:
-    """Run `helical-runner` in-process (Helical is imported once per session); returns (exit code, summary, log)."""
+    """Run `helical-runner` in-process (Helical is imported once per session); returns (exit code, summary, log).
+
+    Every call checks what the runner wrote against its published schemas (runner/schemas/, docs/contracts.md):
+    the summary line, each published metrics.json and each <dataset>.failed.json of the run.
+    """
 
     def run(*args: str, model: Path | None = None, output: Path | None = None) -> tuple[int, dict[str, Any], str]:
-        argv = ["--model-dir", str(model or model_dir), "--output-dir", str(output or tmp_path / "results"), *args]
+        results = output or tmp_path / "results"
+        argv = ["--model-dir", str(model or model_dir), "--output-dir", str(results), *args]
         code = main(argv)
         captured = capsys.readouterr()
         lines = [line for line in captured.out.splitlines() if line.strip()]
         summary = json.loads(lines[-1])  # contract: the last stdout line is the JSON summary
+        jsonschema.validate(summary, SCHEMAS["summary"])
+        for entry in summary["datasets"]:
+            if entry["status"] == "ok":
+                jsonschema.validate(json.loads((Path(entry["output_dir"]) / "metrics.json").read_text()),
+                                    SCHEMAS["metrics"])
+        for failure in (results / summary["run_id"]).glob("*.failed.json"):
+            jsonschema.validate(json.loads(failure.read_text()), SCHEMAS["failure"])
         return code, summary, captured.err
 
     return run

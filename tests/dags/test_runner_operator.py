@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 from airflow.providers.docker.operators.docker import DockerOperator
 
-from helical_workflow.operator import RunnerOperator, container_name, runner_command
+from helical_workflow.contract import runner_command
+from helical_workflow.operator import RunnerOperator, container_name
 
 PARAMS = {"data": "", "device": "auto", "max_cells": 100, "classifier": "off", "batch_size": None}
 

@@ -89,6 +89,8 @@ def test_backlog_shows_in_redis_queue_depth_and_drains(stack):
     run_id = stack.trigger("backlog", device="cpu", data="pbmc_part_b.h5ad", max_cells=50)
     depth = 'queue:redis_queue_depth:sum{queue="cpu"}'
     wait_for(stack.prometheus, depth, lambda r: value(r) >= 1, 180)
+    # The scheduler's view of the same backlog (a gauge sent every ti_metrics_interval, 30 s).
+    wait_for(stack.prometheus, 'sum(airflow_task_instances{state="queued", queue="cpu"})', lambda r: value(r) >= 1, 180)
     make("scale", WORKERS="2")
     assert stack.wait(run_id) == "success", stack.explain(run_id)
     wait_for(stack.prometheus, depth, lambda r: bool(r) and value(r) == 0, 180)

@@ -1,4 +1,4 @@
-"""compose/docker-compose.monitoring.yaml: pinned, healthy, bound to BIND_ADDRESS, optional."""
+"""compose/docker-compose.monitoring.yaml: pinned, healthy, bound to BIND_ADDRESS, optional (profiles)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from promql_names import REPO
 COMPOSE = REPO / "compose" / "docker-compose.monitoring.yaml"
 SERVICES = {"statsd-exporter", "redis-exporter", "prometheus", "grafana", "cadvisor"}
 OPTIONAL = {"grafana", "cadvisor"}  # no image on machines without a registry, needed by nothing
+# The profile that starts each service (COMPOSE_PROFILES in .env); statsd-exporter is always there.
+PROFILES = {"statsd-exporter": None, "redis-exporter": "monitoring", "prometheus": "monitoring",
+            "grafana": "dashboards", "cadvisor": "cadvisor"}
 CONTRACT_PORTS = {
     "statsd-exporter": {"9102:9102"},  # StatsD itself is not published
     "redis-exporter": {"9121:9121"},
@@ -51,6 +54,13 @@ def test_service_is_pinned_healthchecked_restarted_and_local(
         # The host port may come from .env (${GRAFANA_PORT:-3000}); the contract is its default.
         ports.add(re.sub(r"\$\{[A-Z_]+_PORT:-(\d+)\}", r"\1", port.removeprefix("${BIND_ADDRESS:-127.0.0.1}:")))
     assert ports == CONTRACT_PORTS[name]
+
+
+def test_optional_services_are_profiles_that_envexample_turns_on(services: dict) -> None:
+    assert {name: (s.get("profiles") or [None])[0] for name, s in services.items()} == PROFILES
+    example = (REPO / "config" / ".env.example").read_text(encoding="utf-8")
+    (line,) = [line for line in example.splitlines() if line.startswith("COMPOSE_PROFILES=")]
+    assert set(line.split("=", 1)[1].split(",")) >= {p for p in PROFILES.values() if p} | {"flower"}
 
 
 def test_optional_services_are_needed_by_nothing(services: dict) -> None:

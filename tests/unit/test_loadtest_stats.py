@@ -138,3 +138,14 @@ def test_executing_series_shows_worker_slots_in_use(records: list[dict]) -> None
     assert series[0] == (6.0, 1)
     assert max(n for _, n in series) == 2  # two workers, one slot each in the recording
     assert series[-1] == (109.5, 0)
+
+
+def test_the_load_test_reads_every_summary_the_runner_may_write():
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[2] / "runner" / "schemas" / "summary.schema.json").read_text())
+    for example in schema["examples"]:
+        jsonschema.validate(example, schema)
+        # The XCom holds the dict RunnerOperator parsed; older tasks pushed the raw lines.
+        assert stats.parse_runner_summary(example) == example
+        assert stats.parse_runner_summary(["a log line", json.dumps(example)]) == example

@@ -20,12 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from helical_runner.config import add_run_arguments, resolve_device, resolve_precision, settings_from
+from helical_runner.contract import (
+    EXIT_CONFIG,
+    EXIT_DATASET_FAILED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_UNEXPECTED,
+    MODEL_DIR,
+)
 from helical_runner.discover import DatasetSource, find_datasets
 from helical_runner.errors import ConfigError, DatasetError
 
 LOG = logging.getLogger("helical_runner")
-
-EXIT_OK, EXIT_DATASET_FAILED, EXIT_CONFIG, EXIT_UNEXPECTED, EXIT_TERMINATED = 0, 1, 2, 3, 143
 
 
 def stop_on_sigterm(signum: int, _frame: object) -> None:
@@ -83,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--vocab", type=Path, help="JSON {gene: id}, e.g. scGPT's default_census_vocab.json; "
                                                 "default: a built-in list of 705 human genes")
     fetch = commands.add_parser("fetch-model", help="download the real scGPT weights with Helical's downloader")
-    fetch.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", "/models")),
-                       help="folder to download into (env MODEL_DIR, default /models)")
+    fetch.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", MODEL_DIR)),
+                       help=f"folder to download into (env MODEL_DIR, default {MODEL_DIR})")
     for flag, default in (("--embsize", 32), ("--nlayers", 2), ("--nheads", 4), ("--d-hid", 64), ("--seed", 0)):
         test.add_argument(flag, type=int, default=default, help=f"default {default} (the real scGPT: see bench/)")
     return parser

@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from helical_runner.contract import CLASSIFIER_MODES, DATA_DIR, DEVICES, MODEL_DIR, OUTPUT_DIR
 from helical_runner.errors import ConfigError
 
 # (flag, env var, default, help). The one table a newcomer reads to learn the knobs.
 RUN_OPTIONS: list[tuple[str, str, str | None, str]] = [
-    ("--data", "DATA_DIR", "/data", "an .h5ad file or a folder searched recursively; no .h5ad = demo data"),
+    ("--data", "DATA_DIR", DATA_DIR, "an .h5ad file or a folder searched recursively; no .h5ad = demo data"),
     ("--name", "DATASET_NAME", None, "output folder name of the one file --data names (the workflow passes a "
      "name unique within the run); default: the file stem"),
-    ("--output-dir", "OUTPUT_DIR", "/results", "results go to OUTPUT_DIR/<run_id>/<dataset>/"),
-    ("--model-dir", "MODEL_DIR", "/models", "scGPT files (best_model.pt, vocab.json), e.g. from `make models`"),
+    ("--output-dir", "OUTPUT_DIR", OUTPUT_DIR, "results go to OUTPUT_DIR/<run_id>/<dataset>/"),
+    ("--model-dir", "MODEL_DIR", MODEL_DIR, "scGPT files (best_model.pt, vocab.json), e.g. from `make models`"),
     ("--run-id", "RUN_ID", None, "run folder name; default: UTC timestamp + random suffix"),
     ("--device", "DEVICE", "auto", "auto|cpu|cuda; auto picks cuda when torch sees a GPU"),
     ("--max-cells", "MAX_CELLS", "0", "seeded, label-stratified subsample per dataset; 0 = all cells"),
@@ -111,12 +112,12 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = Non
         output_dir=Path(str(raw["OUTPUT_DIR"])),
         model_dir=Path(str(raw["MODEL_DIR"])),
         run_id=run_id,
-        device=_choice("DEVICE", str(raw["DEVICE"]), ("auto", "cpu", "cuda")),
+        device=_choice("DEVICE", str(raw["DEVICE"]), DEVICES),
         max_cells=_int("MAX_CELLS", str(raw["MAX_CELLS"]), 0),
         batch_size=_int("BATCH_SIZE", str(raw["BATCH_SIZE"]), 1),
         label_key=raw["LABEL_KEY"],
         gene_key=raw["GENE_KEY"],
-        classifier=_choice("CLASSIFIER", str(raw["CLASSIFIER"]), ("auto", "on", "off")),
+        classifier=_choice("CLASSIFIER", str(raw["CLASSIFIER"]), CLASSIFIER_MODES),
         statsd_host=raw["STATSD_HOST"],
         statsd_port=_int("STATSD_PORT", str(raw["STATSD_PORT"]), 1),
         precision=_choice("PRECISION", str(raw["PRECISION"]), ("auto", "fp32", "bf16")),
