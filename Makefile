@@ -97,22 +97,22 @@ trigger: venv ## Trigger one run and wait for it: make trigger [CONF='{"device":
 
 .PHONY: models
 models: dirs ## Fetch the real scGPT weights into ./models (needs a connected machine)
-	docker run --rm -v $(abspath $(or $(HELICAL_MODELS_DIR),models)):/models --user $(RUNNER_UID) helical-runner:cpu \
+	docker run --rm -v $(abspath $(or $(HELICAL_MODELS_DIR),models)):/models --user $(RUNNER_UID) $(RUNNER_CPU_IMAGE) \
 	  helical-runner fetch-model
 
 .PHONY: test-model
 test-model: dirs ## Write a tiny random-weight scGPT checkpoint into ./models (smoke tests only)
 	docker run --rm --network none -v $(abspath $(or $(HELICAL_MODELS_DIR),models)):/models --user $(RUNNER_UID) \
-	  helical-runner:cpu helical-runner test-model --out /models
+	  $(RUNNER_CPU_IMAGE) helical-runner test-model --out /models
 
 # --------------------------------------------------------------------------------------------- the images
 .PHONY: runner-image
-runner-image: ## Build helical-runner:cpu (and tag it helical-runner:latest)
+runner-image: ## Build RUNNER_CPU_IMAGE (see .env; also tagged :latest)
 	$(RUNNER_BUILD) build runner-cpu
-	docker tag helical-runner:cpu helical-runner:latest
+	docker tag $(RUNNER_CPU_IMAGE) $(firstword $(subst :, ,$(RUNNER_CPU_IMAGE))):latest
 
 .PHONY: runner-image-gpu
-runner-image-gpu: ## Build helical-runner:gpu (CUDA torch)
+runner-image-gpu: ## Build RUNNER_GPU_IMAGE (CUDA torch)
 	$(RUNNER_BUILD) build runner-gpu
 
 # ---------------------------------------------------------------------------------------------- the tests
@@ -125,11 +125,15 @@ $(VENV)/.done: requirements-dev.lock
 venv: $(VENV)/.done
 
 .PHONY: test
-test: lint test-unit test-dags test-runner test-monitoring test-stack ## Everything: unit, in-image tests, then e2e and chaos on the stack
+test: lint test-unit test-contract test-dags test-runner test-monitoring test-stack ## Everything: unit, contracts, in-image tests, then e2e, security and chaos on the stack
 
 .PHONY: test-unit
 test-unit: venv ## Pure-logic tests, seconds, no Docker
 	$(VENV)/bin/pytest -q tests/unit
+
+.PHONY: test-contract
+test-contract: venv ## The names the folders share agree with their one definition (docs/contracts.md), seconds
+	$(VENV)/bin/pytest -q tests/contract
 
 .PHONY: lint
 lint: venv ## ruff over every Python file

@@ -1,0 +1,84 @@
+"""Files that cannot import the definitions repeat them: compose, .env.example, PromQL, dashboards, the Makefile,
+the load test. Each must say what dags/helical_workflow/contract.py says."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from helical_workflow import contract
+
+ROOT = Path(__file__).resolve().parents[2]
+# Celery's default queue: nothing should use it, so the queue metrics watch it too.
+WATCHED_QUEUES = (*contract.QUEUES, "default")
+
+
+def compose_services(name: str) -> dict:
+    return yaml.safe_load((ROOT / "compose" / name).read_text())["services"]
+
+
+def env_example() -> dict[str, str]:
+    lines = (ROOT / "config" / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+@pytest.mark.parametrize(("service", "queue", "node"), [
+    ("airflow-worker", contract.CPU_QUEUE, "cpu"),
+    ("airflow-worker-gpu", contract.GPU_QUEUE, "gpu"),
+    ("airflow-worker-gpu-test", contract.GPU_QUEUE, "gpu-test"),
+])
+def test_each_worker_consumes_its_queue_and_names_itself_after_it(service, queue, node):
+    command = compose_services("docker-compose.yaml")[service]["command"]
+    assert re.search(rf"--queues {queue}(\s|$)", command), command
+    # recording.yml and Flower's dashboards read the queue from the node name: <queue>[-test]@host.
+    assert f'--celery-hostname "{node}@%h"' in command and node.split("-")[0] == queue
+
+
+def test_the_queue_metrics_watch_the_workflows_queues():
+    exporter = compose_services("docker-compose.monitoring.yaml")["redis-exporter"]["environment"]
+    assert exporter["REDIS_EXPORTER_CHECK_SINGLE_KEYS"] == ",".join(f"db0={q}" for q in WATCHED_QUEUES)
+    recording = (ROOT / "monitoring" / "prometheus" / "rules" / "recording.yml").read_text()
+    assert f'key=~"{"|".join(WATCHED_QUEUES)}"' in recording
+    dashboard = json.loads((ROOT / "monitoring" / "grafana" / "dashboards" / "queues-workers.json").read_text())
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["name"] == "queue"]
+    assert variable["query"].split(",") == list(WATCHED_QUEUES)
+
+
+def test_the_load_test_scales_the_queue_the_workflow_routes_to():
+    scaling = (ROOT / "scripts" / "loadtest" / "scaling.py").read_text()
+    (gpu, cpu) = re.search(r'queue = "(\w+)" if config\.device == "gpu" else "(\w+)"', scaling).groups()
+    assert (gpu, cpu) == (contract.GPU_QUEUE, contract.CPU_QUEUE)
+
+
+def test_the_runner_images_have_one_default():
+    env = env_example()
+    assert (env["RUNNER_CPU_IMAGE"], env["RUNNER_GPU_IMAGE"]) == (
+        contract.RUNNER_IMAGES[contract.CPU_QUEUE], contract.RUNNER_IMAGES[contract.GPU_QUEUE])
+    for name in ("docker-compose.yaml", "runner-images.yaml"):
+        text = (ROOT / "compose" / name).read_text()
+        defaults = set(re.findall(r"\$\{RUNNER_CPU_IMAGE:-([^}]+)\}", text))
+        gpu_defaults = set(re.findall(r"\$\{RUNNER_GPU_IMAGE:-([^}]+)\}", text))
+        assert defaults == {env["RUNNER_CPU_IMAGE"]} and gpu_defaults == {env["RUNNER_GPU_IMAGE"]}, name
+    makefile = (ROOT / "Makefile").read_text()
+    assert "helical-runner:cpu" not in makefile and "$(RUNNER_CPU_IMAGE)" in makefile
+
+
+def test_the_host_folders_have_one_default_each():
+    text = (ROOT / "compose" / "docker-compose.yaml").read_text()
+    for name, folder in (("DATA", "data"), ("RESULTS", "results"), ("MODELS", "models")):
+        defaults = set(re.findall(rf"\$\{{HELICAL_{name}_DIR:-(.+?)\}}[:,\s\"]", text))
+        defaults = {re.sub(r":\?[^}]*", "", d) for d in defaults}  # the first one also says how to fix it
+        assert defaults == {f"${{PROJECT_DIR}}/{folder}"}, (name, defaults)
+
+
+def test_docker_policy_and_cadvisor_know_the_runner_label():
+    core = compose_services("docker-compose.yaml")
+    assert core["docker-policy"]["environment"]["DOCKER_POLICY_LABEL"] == contract.RUNNER_LABEL
+    assert core["docker-policy"]["environment"]["DOCKER_POLICY_NETWORKS"] == (
+        core["airflow-apiserver"]["environment"]["HELICAL_DOCKER_NETWORK"])
+    cadvisor = compose_services("docker-compose.monitoring.yaml")["cadvisor"]["command"]
+    (whitelist,) = [arg for arg in cadvisor if arg.startswith("--whitelisted_container_labels=")]
+    assert contract.RUNNER_LABEL in whitelist.split("=", 1)[1].split(",")

@@ -1,0 +1,53 @@
+"""The workflow and the runner image agree: mount points, exit codes, devices, flags (docs/contracts.md)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from helical_runner import contract as runner
+from helical_runner.config import RUN_OPTIONS
+from helical_workflow import contract as workflow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_workflow_mounts_the_folders_where_the_runner_looks():
+    assert (str(workflow.RUNNER_DATA_DIR), str(workflow.RUNNER_RESULTS_DIR), str(workflow.RUNNER_MODELS_DIR)) == (
+        runner.DATA_DIR, runner.OUTPUT_DIR, runner.MODEL_DIR)
+    defaults = {env: default for _flag, env, default, _help in RUN_OPTIONS}
+    assert (defaults["DATA_DIR"], defaults["OUTPUT_DIR"], defaults["MODEL_DIR"]) == (
+        runner.DATA_DIR, runner.OUTPUT_DIR, runner.MODEL_DIR)
+    dockerfile = (ROOT / "runner" / "Dockerfile").read_text()
+    for env, path in (("DATA_DIR", runner.DATA_DIR), ("OUTPUT_DIR", runner.OUTPUT_DIR), ("MODEL_DIR", runner.MODEL_DIR)):
+        assert re.search(rf"\b{env}={re.escape(path)}\b", dockerfile), f"runner/Dockerfile: ENV {env}={path}"
+
+
+def test_only_bad_input_and_configuration_are_not_retried():
+    assert workflow.RUNNER_INPUT_ERRORS == {runner.EXIT_DATASET_FAILED, runner.EXIT_CONFIG}
+    assert (workflow.EXIT_BAD_INPUT, workflow.EXIT_BAD_CONFIG) == (runner.EXIT_DATASET_FAILED, runner.EXIT_CONFIG)
+    table = re.findall(r"^\s*\| (\d+) \| .*\| (.+) \|$", (ROOT / "docs" / "contracts.md").read_text(), re.M)
+    documented = {int(code): action for code, action in table}
+    assert set(documented) == {runner.EXIT_OK, runner.EXIT_DATASET_FAILED, runner.EXIT_CONFIG,
+                               runner.EXIT_UNEXPECTED, 137, runner.EXIT_TERMINATED}, documented
+    assert {code for code, action in documented.items() if "no retry" in action} == workflow.RUNNER_INPUT_ERRORS
+
+
+def test_the_workflow_sends_devices_modes_and_flags_the_runner_takes():
+    assert set(workflow.RUNNER_DEVICES.values()) <= set(runner.DEVICES)
+    assert workflow.CLASSIFIER_MODES == runner.CLASSIFIER_MODES
+    command = workflow.runner_command("/data/a.h5ad", "a", "r", {"max_cells": 5, "classifier": "on",
+                                                                 "batch_size": 8}, "cpu")
+    assert command[:2] == ["helical-runner", "run"]
+    sent = {word for word in command if word.startswith("--")}
+    assert sent <= {flag for flag, _env, _default, _help in RUN_OPTIONS}, sent
+    assert sent == {"--data", "--run-id", "--device", "--name", "--max-cells", "--classifier", "--batch-size"}
+
+
+def test_the_runner_readme_lists_every_option_with_its_env_var():
+    readme = (ROOT / "runner" / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `--")]
+    listed = {(flag, env) for line in rows
+              for flag, env in zip(re.findall(r"`(--[a-z-]+)`", line.split("|")[1]),
+                                   re.findall(r"`([A-Z_]+)`", line.split("|")[2]), strict=True)}
+    assert listed == {(flag, env) for flag, env, _default, _help in RUN_OPTIONS}
