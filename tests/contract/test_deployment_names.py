@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from helical_workflow import contract
 
 ROOT = Path(__file__).resolve().parents[2]
