@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from loadtest.client import AirflowApi, ApiError
 
 ROOT = Path(__file__).resolve().parents[1]
 E2E = ROOT / ".e2e"
@@ -22,9 +23,6 @@ DAG_ID = "helical_model_workflow"
 # Every profile but grafana's and cadvisor's: their images cannot be had on the test machines (no registry).
 PROFILES = "monitoring,flower"
 
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "tests" / "monitoring"))
-from loadtest.client import AirflowApi, ApiError  # noqa: E402
 
 # Command-line variables, so they win over .env inside make.
 MAKE_VARS = {

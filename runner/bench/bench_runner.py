@@ -140,7 +140,8 @@ def cosine(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 def speed_part(work: Path, cells: int, batch_size: int, vocab: Path) -> None:
     import scanpy as sc
 
-    from helical_runner.test_model import REAL, write_test_model
+    from helical_runner.model import SCGPT_DIMS as REAL
+    from helical_runner.test_model import write_test_model
 
     model_dir = write_test_model(work / "model-real", vocab, REAL)
     demo = sc.datasets.pbmc68k_reduced()

@@ -24,9 +24,10 @@ import scipy.sparse as sp
 
 from helical_runner.cli import main
 from helical_runner.config import RUN_OPTIONS
+from helical_runner.model import TINY_DIMS
 from helical_runner.test_model import builtin_genes, write_test_model
 
-EMBSIZE = 32  # the test model's width (test_model.TINY)
+EMBSIZE = TINY_DIMS.embsize  # the test model's width
 
 
 @pytest.fixture(scope="session")

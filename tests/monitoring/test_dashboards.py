@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -17,9 +16,7 @@ GRAFANA = MONITORING / "grafana"
 
 
 def load_builder() -> ModuleType:
-    """monitoring/grafana/build_dashboards.py, which imports its sibling package dashboards_src."""
-    if str(GRAFANA) not in sys.path:
-        sys.path.insert(0, str(GRAFANA))
+    """monitoring/grafana/build_dashboards.py, which imports its sibling package dashboards_src (pytest.ini)."""
     return importlib.import_module("build_dashboards")
 
 

@@ -9,13 +9,11 @@ JSON summary (XCom).
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import logging
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,8 @@ from helical_runner.contract import (
     MODEL_DIR,
 )
 from helical_runner.discover import DatasetSource, find_datasets
-from helical_runner.errors import ConfigError, DatasetError
+from helical_runner.errors import ConfigError, fix_for
+from helical_runner.model import TINY_DIMS
 
 LOG = logging.getLogger("helical_runner")
 
@@ -41,21 +40,6 @@ def stop_on_sigterm(signum: int, _frame: object) -> None:
     """
     LOG.warning("SIGTERM: stopping (the task's next try reuses every dataset already published)")
     raise SystemExit(EXIT_TERMINATED)
-
-
-def fix_for(exc: BaseException) -> str:
-    """The fix for the common unexpected failures (they are retried, so the last try's message matters)."""
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return "; out of memory: raise RUNNER_MEMORY in .env, or lower max_cells, --chunk-cells or --batch-size"
-    # h5py reports a full disk as an OSError whose errno may be unset, with the C library's text inside.
-    if isinstance(exc, OSError) and (exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)):
-        return "; the results filesystem is full: free space under HELICAL_RESULTS_DIR"
-    return ""
-
-
-def unexpected(source: Path, exc: BaseException) -> str:
-    """One line naming the dataset, the cause and, for the common ones, the fix."""
-    return f"{source}: {type(exc).__name__}: {exc}{fix_for(exc)}"
 
 
 def setup_logging() -> None:
@@ -91,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = commands.add_parser("fetch-model", help="download the real scGPT weights with Helical's downloader")
     fetch.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", MODEL_DIR)),
                        help=f"folder to download into (env MODEL_DIR, default {MODEL_DIR})")
-    for flag, default in (("--embsize", 32), ("--nlayers", 2), ("--nheads", 4), ("--d-hid", 64), ("--seed", 0)):
+    for flag, default in (("--embsize", TINY_DIMS.embsize), ("--nlayers", TINY_DIMS.nlayers),
+                          ("--nheads", TINY_DIMS.nheads), ("--d-hid", TINY_DIMS.d_hid), ("--seed", 0)):
         test.add_argument(flag, type=int, default=default, help=f"default {default} (the real scGPT: see bench/)")
     return parser
 
@@ -103,18 +88,13 @@ def print_summary(run_id: str, results: list[dict[str, Any]]) -> None:
     print(json.dumps(summary, separators=(",", ":")), flush=True)
 
 
-def failed(name: str, error: str) -> dict[str, Any]:
-    return {"dataset": name, "status": "failed", "output_dir": None, "error": error, "cells": None,
-            "cells_per_second": None}
-
-
 def run(args: argparse.Namespace) -> int:
     # Heavy imports (torch, Helical: ~7 s) only once the arguments are known to be valid.
     from helical_runner.embed import Embedder, configure_threads
     from helical_runner.metrics import Metrics
     from helical_runner.model import load_model
-    from helical_runner.pipeline import process_dataset
-    from helical_runner.write import create_run_dir, ensure_writable, record_failure
+    from helical_runner.pipeline import Result, run_dataset
+    from helical_runner.write import create_run_dir, ensure_writable
 
     run_id = "unknown"
     sources: list[DatasetSource] = []
@@ -126,50 +106,22 @@ def run(args: argparse.Namespace) -> int:
         threads = configure_threads()
         LOG.info("run %s: %d dataset(s), device %s, torch threads %d", run_id, len(sources), device, threads)
         ensure_writable(settings.output_dir)
-        loaded = load_model(settings.model_dir, device, settings.batch_size)
+        loaded = load_model(settings.model_dir, device)
         precision = resolve_precision(settings.precision, device, loaded.dims.embsize)
         LOG.info("precision %s (PRECISION=%s)", precision, settings.precision)
         embedder = Embedder(loaded, device, precision, settings.batch_size)
         run_dir = create_run_dir(settings.output_dir, run_id)
     except ConfigError as exc:
         LOG.error("%s", exc)
-        print_summary(run_id, [failed(s.name, str(exc)) for s in sources])
+        print_summary(run_id, [Result.failed(s.name, str(exc)).summary() for s in sources])
         return EXIT_CONFIG
 
     metrics = Metrics(settings.statsd_host, settings.statsd_port, device)
-    results: list[dict[str, Any]] = []
-    crashed = False
-    for source in sources:
-        started = time.perf_counter()
-        retryable = False
-        LOG.info("dataset %s: %s", source.name, source.path)
-        try:
-            result = process_dataset(source, settings, run_dir, run_id, loaded, embedder)
-        except DatasetError as exc:
-            error = str(exc)
-        except Exception as exc:
-            LOG.exception("dataset %s: unexpected error", source.name)
-            error = unexpected(source.path, exc)
-            retryable = crashed = True
-        else:
-            if result.reused:
-                results.append(result.summary())
-                continue
-            metrics.dataset_ok(source.name, result.stage_seconds, result.total_seconds, result.cells or 0,
-                               result.cells_per_second or 0.0, loaded.test_model, result.classifier)
-            LOG.info("dataset %s: ok, %d cells, %.1f cells/s, outputs in %s%s", source.name, result.cells,
-                     result.cells_per_second, result.output_dir, " (TEST MODEL)" if loaded.test_model else "")
-            results.append(result.summary())
-            continue
-        LOG.error("dataset %s FAILED: %s", source.name, error)
-        record_failure(run_dir, source.name, error, retryable)
-        metrics.dataset_failed(source.name, time.perf_counter() - started, loaded.test_model)
-        results.append(failed(source.name, error))
-
-    print_summary(run_id, results)
-    if crashed:
+    results = [run_dataset(source, settings, run_dir, run_id, loaded, embedder, metrics) for source in sources]
+    print_summary(run_id, [result.summary() for result in results])
+    if any(result.retryable for result in results):
         return EXIT_UNEXPECTED
-    return EXIT_OK if all(r["status"] == "ok" for r in results) else EXIT_DATASET_FAILED
+    return EXIT_OK if all(result.status == "ok" for result in results) else EXIT_DATASET_FAILED
 
 
 def test_model_command(args: argparse.Namespace) -> int:

@@ -19,13 +19,13 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
-from helical_runner.load import H5adReader
 from helical_runner.model import LoadedModel
-from helical_runner.validate import GeneMapping
 
 LOG = logging.getLogger(__name__)
 
@@ -126,13 +126,15 @@ class Embedder:
             progress.advance(int((lengths == 0).sum()))  # cells without genes count as done
         return out
 
-    def embed_file(self, reader: H5adReader, rows: np.ndarray, mapping: GeneMapping, chunk_cells: int,
-                   name: str) -> np.ndarray:
-        n = rows.size
-        out = np.empty((n, self.loaded.dims.embsize), dtype=np.float32)
-        progress = Progress(name, n)
-        for lo in range(0, n, chunk_cells):
-            hi = min(n, lo + chunk_cells)
-            chunk = reader.read_rows(rows[lo:hi])[:, mapping.columns]
-            out[lo:hi] = self.embed_matrix(chunk, mapping.token_ids, progress)
+    def embed_chunks(self, chunks: Iterable[sp.csr_matrix], n_cells: int, token_ids: np.ndarray,
+                     name: str) -> np.ndarray:
+        """Embeddings of `n_cells` cells that arrive as consecutive row chunks (genes already in vocabulary order)."""
+        out = np.empty((n_cells, self.loaded.dims.embsize), dtype=np.float32)
+        progress = Progress(name, n_cells)
+        done = 0
+        for chunk in chunks:
+            out[done:done + chunk.shape[0]] = self.embed_matrix(chunk, token_ids, progress)
+            done += chunk.shape[0]
+        if done != n_cells:
+            raise RuntimeError(f"{name}: {done} cells arrived for embedding, {n_cells} were expected")
         return out

@@ -8,6 +8,7 @@ The file is opened with h5py and only `obs`, `var` and the chosen matrix are tou
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,10 +156,10 @@ class H5adReader:
     def _read_block(element: object, start: int, stop: int) -> sp.csr_matrix | np.ndarray:
         return element[start:stop]  # type: ignore[index]
 
-    @property
-    def n_cells(self) -> int:
-        assert self.matrix is not None
-        return self.shape_of(self.matrix.path)[0]
+    def iter_rows(self, rows: np.ndarray, columns: np.ndarray, chunk_cells: int) -> Iterator[sp.csr_matrix]:
+        """`rows` of the chosen matrix, `chunk_cells` at a time, restricted to `columns`: memory stays bounded."""
+        for lo in range(0, rows.size, chunk_cells):
+            yield self.read_rows(rows[lo:lo + chunk_cells])[:, columns]
 
     def read_rows(self, rows: np.ndarray) -> sp.csr_matrix:
         """Rows (sorted ascending) of the chosen matrix as CSR, reading one contiguous block when dense enough."""

@@ -44,6 +44,12 @@ class ModelDims:
         return asdict(self)
 
 
+# Helical's scGPTConfig defaults, i.e. the released whole-human scGPT (also what a folder without args.json has).
+SCGPT_DIMS = ModelDims(embsize=512, nlayers=12, nheads=8, d_hid=512, n_layers_cls=3)
+# The tiny random-weight test model (`helical-runner test-model`).
+TINY_DIMS = ModelDims(embsize=32, nlayers=2, nheads=4, d_hid=64, n_layers_cls=3)
+
+
 @dataclass
 class LoadedModel:
     helical: Any  # helical.models.scgpt.scGPT
@@ -117,7 +123,7 @@ def download_model(model_dir: Path) -> Path:
 def read_dims(folder: Path) -> tuple[ModelDims, bool]:
     """args.json (written by test-model, and shipped with scGPT's own releases) else Helical's defaults."""
     args_file = folder / "args.json"
-    defaults = ModelDims(embsize=512, nlayers=12, nheads=8, d_hid=512, n_layers_cls=3)
+    defaults = SCGPT_DIMS
     if not args_file.is_file():
         return defaults, False
     args = json.loads(args_file.read_text())
@@ -154,7 +160,7 @@ def verify_checkpoint(checkpoint: dict[str, Any], model: Any, path: Path) -> Non
                     path.name, len(unused), ", ".join(unused[:5]))
 
 
-def load_model(model_dir: Path, device: str, batch_size: int) -> LoadedModel:
+def load_model(model_dir: Path, device: str) -> LoadedModel:
     import time
 
     import torch
@@ -183,7 +189,8 @@ def load_model(model_dir: Path, device: str, batch_size: int) -> LoadedModel:
             f"{folder / VOCAB_FILE}: lacks {', '.join(missing_tokens)}; it is not Helical's scGPT vocab.json"
         )
 
-    config = scGPTConfig(batch_size=batch_size, device=device, embsize=dims.embsize, nlayers=dims.nlayers,
+    # Helical's own batch size is not passed: the Embedder batches (BATCH_SIZE), Helical's loader is never used.
+    config = scGPTConfig(device=device, embsize=dims.embsize, nlayers=dims.nlayers,
                          nheads=dims.nheads, d_hid=dims.d_hid, n_layers_cls=dims.n_layers_cls)
     config.config["model_path"] = model_path
     config.config["list_of_files_to_download"] = []  # files are present: no Downloader, no HEAD request

@@ -1,4 +1,5 @@
-"""One dataset through the verbs: load -> prepare -> embed -> classify -> write."""
+"""One dataset through the verbs: load -> prepare -> embed -> classify -> write, and its outcome: a published
+output, a kept earlier one, or a failure recorded for the run's summary (never an exception)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,16 @@ from helical_runner.classify import classify
 from helical_runner.config import Settings
 from helical_runner.discover import DatasetSource
 from helical_runner.embed import Embedder
-from helical_runner.errors import DatasetError
+from helical_runner.errors import DatasetError, unexpected
 from helical_runner.load import H5adReader
+from helical_runner.metrics import Metrics
 from helical_runner.model import LoadedModel
 from helical_runner.subsample import choose_cells
 from helical_runner.validate import check_shape, find_label_key, map_genes
 from helical_runner.write import (
     AlreadyPublished,
     published_metrics,
+    record_failure,
     remove_stale_staging,
     staged_dataset,
     write_embeddings,
@@ -48,6 +51,11 @@ class Result:
     total_seconds: float = 0.0
     classifier: dict[str, Any] = field(default_factory=dict)
     reused: bool = False  # published by an earlier try of the run: nothing was recomputed or re-counted
+    retryable: bool = False  # failed unexpectedly (I/O, memory...): the run exits 3 so the workflow retries
+
+    @classmethod
+    def failed(cls, dataset: str, error: str, retryable: bool = False) -> Result:
+        return cls(dataset, "failed", error=error, retryable=retryable)
 
     def summary(self) -> dict[str, Any]:
         """The per-dataset entry of the stdout JSON summary, exactly as contracts.md lists it."""
@@ -78,9 +86,34 @@ class Stages:
             self.seconds[name] = round(time.perf_counter() - started, 4)
 
 
+def run_dataset(source: DatasetSource, settings: Settings, run_dir: Path, run_id: str, loaded: LoadedModel,
+                embedder: Embedder, metrics: Metrics) -> Result:
+    """The dataset's outcome, logged and counted; a failure is recorded in <dataset>.failed.json, so one bad
+    dataset never stops the others."""
+    started = time.perf_counter()
+    LOG.info("dataset %s: %s", source.name, source.path)
+    try:
+        result = process_dataset(source, settings, run_dir, run_id, loaded, embedder)
+    except DatasetError as exc:
+        result = Result.failed(source.name, str(exc))
+    except Exception as exc:
+        LOG.exception("dataset %s: unexpected error", source.name)
+        result = Result.failed(source.name, unexpected(source.path, exc), retryable=True)
+    if result.status == "failed":
+        LOG.error("dataset %s FAILED: %s", source.name, result.error)
+        record_failure(run_dir, source.name, str(result.error), result.retryable)
+        metrics.dataset_failed(source.name, time.perf_counter() - started, loaded.test_model)
+    elif not result.reused:
+        metrics.dataset_ok(source.name, result.stage_seconds, result.total_seconds, result.cells or 0,
+                           result.cells_per_second or 0.0, loaded.test_model, result.classifier)
+        LOG.info("dataset %s: ok, %d cells, %.1f cells/s, outputs in %s%s", source.name, result.cells,
+                 result.cells_per_second, result.output_dir, " (TEST MODEL)" if loaded.test_model else "")
+    return result
+
+
 def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, run_id: str, loaded: LoadedModel,
                     embedder: Embedder) -> Result:
-    """Raises DatasetError (or anything unexpected) on failure; the caller records it and moves on."""
+    """Raises DatasetError (or anything unexpected) on failure; run_dataset records it."""
     if (earlier := published_metrics(run_dir, source.name)) is not None:
         return kept_result(run_dir, source, earlier)
     remove_stale_staging(run_dir, source.name)
@@ -103,7 +136,8 @@ def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, ru
                 LOG.info("%s: MAX_CELLS=%d: embedding %d of %d cells (seeded%s)", source.name, settings.max_cells,
                          rows.size, n_cells, ", stratified by " + label_key if label_key else "")
         with timer.stage("embed"):
-            embeddings = embedder.embed_file(reader, rows, mapping, settings.chunk_cells, source.name)
+            chunks = reader.iter_rows(rows, mapping.columns, settings.chunk_cells)
+            embeddings = embedder.embed_chunks(chunks, rows.size, mapping.token_ids, source.name)
             embedded = np.isfinite(embeddings).all(axis=1)
             if not embedded.any():
                 raise DatasetError(f"{path}: no cell expresses any of the {mapping.n_in_vocab} vocabulary genes; "
@@ -130,7 +164,7 @@ def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, ru
                 "cells": int(rows.size), "cells_in_file": n_cells, "cells_without_vocab_genes": int((~embedded).sum()),
                 "max_cells": settings.max_cells, "genes": n_genes, "genes_in_vocabulary": mapping.n_in_vocab,
                 "vocabulary_overlap": round(mapping.overlap, 4), "gene_key": mapping.gene_key,
-                "matrix": {"source": matrix.path, "raw_counts": matrix.raw_counts, "use_raw_counts": matrix.raw_counts},
+                "matrix": {"source": matrix.path, "raw_counts": matrix.raw_counts},
                 "label_key": label_key, "embedding_key": "X_scgpt", "embedding_dim": int(embeddings.shape[1]),
                 "device": embedder.device.type, "precision": embedder.precision, "batch_size": settings.batch_size,
                 "cells_per_second": cells_per_second, "model": loaded.describe(), "test_model": loaded.test_model,

@@ -15,14 +15,11 @@ import logging
 from importlib import resources
 from pathlib import Path
 
-from helical_runner.model import MODEL_FILE, SPECIAL_TOKENS, VOCAB_FILE, ModelDims, build_transformer
+from helical_runner.model import MODEL_FILE, SPECIAL_TOKENS, TINY_DIMS, VOCAB_FILE, ModelDims, build_transformer
 from helical_runner.write import write_atomically
 
 LOG = logging.getLogger(__name__)
 
-TINY = ModelDims(embsize=32, nlayers=2, nheads=4, d_hid=64, n_layers_cls=3)
-# Helical's scGPTConfig defaults, i.e. the released whole-human scGPT.
-REAL = ModelDims(embsize=512, nlayers=12, nheads=8, d_hid=512, n_layers_cls=3)
 
 
 def builtin_genes() -> list[str]:
@@ -53,7 +50,7 @@ def with_special_tokens(genes: dict[str, int]) -> dict[str, int]:
     return vocab
 
 
-def write_test_model(out: Path, vocab_file: Path | None = None, dims: ModelDims = TINY, seed: int = 0) -> Path:
+def write_test_model(out: Path, vocab_file: Path | None = None, dims: ModelDims = TINY_DIMS, seed: int = 0) -> Path:
     """Write vocab.json, best_model.pt and args.json into `out`; returns the folder."""
     import torch
 
