@@ -19,6 +19,7 @@ from pathlib import Path
 
 from loadtest import LoadConfig, ScaleConfig, compare_workers, rebuild_report, run_load
 from loadtest.client import ApiError
+from loadtest.config import CLASSIFIER_MODES, DEVICES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,9 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     params = p.add_argument_group("DAG params (left out of conf when unset, so DAG defaults apply)")
     params.add_argument("--data", action="append", default=[],
                         help="dataset path/glob as the DAG sees it; repeat to round-robin several")
-    params.add_argument("--device", choices=("auto", "cpu", "gpu"))
+    params.add_argument("--device", choices=DEVICES)
     params.add_argument("--max-cells", type=int)
-    params.add_argument("--classifier", choices=("auto", "on", "off"))
+    params.add_argument("--classifier", choices=CLASSIFIER_MODES)
     params.add_argument("--batch-size", type=int)
     api = p.add_argument_group("deployment")
     api.add_argument("--url", default=os.environ.get("AIRFLOW_URL", "http://localhost:8080"),

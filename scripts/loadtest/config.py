@@ -11,6 +11,9 @@ DAG_ID = "helical_model_workflow"
 RUN_ID_PREFIX = "loadtest"
 # The DAG's params; a conf key outside these would be rejected or, worse, silently ignored.
 DAG_PARAM_NAMES = ("data", "device", "max_cells", "classifier", "batch_size")
+# The values the DAG accepts for two of them (tests/contract checks them against the DAG's definitions).
+DEVICES = ("auto", "cpu", "gpu")
+CLASSIFIER_MODES = ("auto", "on", "off")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,10 +77,10 @@ class LoadConfig:
             raise ValueError(f"--concurrency must be >= 1, got {self.concurrency}")
         if self.rate is not None and self.rate <= 0:
             raise ValueError(f"--rate must be > 0 runs/min, got {self.rate}")
-        if self.device not in (None, "auto", "cpu", "gpu"):
-            raise ValueError(f"--device must be auto|cpu|gpu, got {self.device!r}")
-        if self.classifier not in (None, "auto", "on", "off"):
-            raise ValueError(f"--classifier must be auto|on|off, got {self.classifier!r}")
+        if self.device not in (None, *DEVICES):
+            raise ValueError(f"--device must be {'|'.join(DEVICES)}, got {self.device!r}")
+        if self.classifier not in (None, *CLASSIFIER_MODES):
+            raise ValueError(f"--classifier must be {'|'.join(CLASSIFIER_MODES)}, got {self.classifier!r}")
         if self.timeout_s <= 0:
             raise ValueError(f"--timeout must be > 0 s, got {self.timeout_s}")
 

@@ -83,3 +83,11 @@ def test_docker_policy_and_cadvisor_know_the_runner_label():
     cadvisor = compose_services("docker-compose.monitoring.yaml")["cadvisor"]["command"]
     (whitelist,) = [arg for arg in cadvisor if arg.startswith("--whitelisted_container_labels=")]
     assert contract.RUNNER_LABEL in whitelist.split("=", 1)[1].split(",")
+
+
+def test_the_load_test_asks_for_the_params_the_dag_takes():
+    from loadtest.config import CLASSIFIER_MODES, DAG_PARAM_NAMES, DEVICES
+
+    dag = (ROOT / "dags" / "helical_model_workflow.py").read_text()
+    assert tuple(re.findall(r'^\s+"(\w+)": Param\(', dag, re.M)) == DAG_PARAM_NAMES
+    assert (DEVICES, CLASSIFIER_MODES) == (contract.DEVICE_PARAMS, contract.CLASSIFIER_MODES)
