@@ -46,7 +46,8 @@ def test_a_corrupt_dataset_fails_its_task_and_is_counted(stack):
     summary = json.loads((stack.results / run_id / "summary.json").read_text())
     error = summary["errors"]["/data/broken/truncated.h5ad"]
     assert error["exit_class"] == "bad_input" and "corrupt or truncated" in error["error"], error
-    wait_for(stack.prometheus, 'helical_runner_failures_total{dataset="truncated"}', lambda r: value(r) >= 1, 60)
+    # The dataset's name in the run (and in metrics): its path under /data, folders joined by "__".
+    wait_for(stack.prometheus, 'helical_runner_failures_total{dataset="broken__truncated"}', lambda r: value(r) >= 1, 60)
 
 
 def test_statsd_exporter_served_every_scrape_without_duplicates(stack):
