@@ -18,6 +18,7 @@ import pytest
 from harness import E2E, ROOT, compose, docker_run_runner, make
 
 BIG = "chaos/big.h5ad"  # 80,000 cells: ~3 min on one CPU with the tiny model (460 cells/s); max_cells picks less
+BIG_NAME = "chaos__big"  # its output name in a run: the path under /data, folders joined by "__"
 CHAOS_COMPOSE = "tests/e2e/compose.chaos.yaml"
 
 
@@ -89,7 +90,7 @@ def test_killed_worker_is_noticed_its_runner_stopped_and_the_task_retried(stack)
     assert first not in runner_containers(run_id), "the killed try's runner still runs beside its retry"
     print(f"\ndocker kill of {worker}: next try's runner {second[0]} started {recovery:.0f}s later")
     assert recovery < 90, f"next try started {recovery:.0f}s after the kill"
-    assert_exactly_once(stack, run_id, ["big"])
+    assert_exactly_once(stack, run_id, [BIG_NAME])
     (runner,) = [ti for ti in stack.task_instances(run_id) if ti["task_id"] == "run_runner_cpu"]
     assert runner["try_number"] == 2 and "left running by an earlier try" in (stack.api.log_tail(runner, 400) or "")
     restore_workers()
@@ -102,7 +103,7 @@ def test_graceful_worker_stop_lets_the_running_task_finish(stack):
     stopped = time.monotonic()
     docker("stop", "-t", "120", worker)  # the compose stop_grace_period: Celery's warm shutdown
     print(f"\ndocker stop of the worker took {time.monotonic() - stopped:.0f}s")
-    assert_exactly_once(stack, run_id, ["big"])
+    assert_exactly_once(stack, run_id, [BIG_NAME])
     restore_workers()
 
 
@@ -113,7 +114,7 @@ def test_scale_down_mid_run_loses_nothing(stack):
     started = time.monotonic()
     make("scale", WORKERS="1")
     print(f"\nmake scale WORKERS=1 mid-run took {time.monotonic() - started:.0f}s")
-    assert_exactly_once(stack, run_id, ["big", "pbmc_part_a", "pbmc_part_b", "synthetic_counts"])
+    assert_exactly_once(stack, run_id, [BIG_NAME, "pbmc_part_a", "pbmc_part_b", "synthetic_counts"])
     restore_workers()
 
 
@@ -124,7 +125,7 @@ def test_broker_or_database_restart_mid_run_is_ridden_out(stack, service):
     started = time.monotonic()
     compose("restart", service)
     print(f"\n{service} restarted mid-run in {time.monotonic() - started:.0f}s")
-    assert_exactly_once(stack, run_id, ["big"])
+    assert_exactly_once(stack, run_id, [BIG_NAME])
 
 
 def test_a_backlog_outlives_the_queued_timeout_and_never_fails(stack):
