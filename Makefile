@@ -7,15 +7,13 @@ SHELL := /bin/bash
 -include .env
 export
 
-# Host facts the compose file needs (make env also writes them into .env, for plain `docker compose`): the
-# checkout's absolute path (runner containers mount host paths) and the group that owns the Docker socket.
+# Host facts the compose file needs, derived by config/make-env.sh (which also writes them into .env, for plain
+# `docker compose`) when .env leaves them empty: the socket's group, the Airflow uid, and the runners' uid (never
+# root: the checkout's owner, or 1000). The checkout's path is always this one, wherever it moved.
 export PROJECT_DIR := $(CURDIR)
-export DOCKER_GID ?= $(shell stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)
-export AIRFLOW_UID ?= $(shell id -u)
-# Runner containers never run as root: they take the uid that owns the checkout (so results belong to that
-# user), or 1000 (the image's runner user) when root owns it, as on CI.
-RUNNER_UID := $(or $(RUNNER_UID),$(shell u=$$(stat -c %u .); [ "$$u" = 0 ] && echo 1000 || echo "$$u"))
-export RUNNER_UID
+export DOCKER_GID := $(or $(DOCKER_GID),$(shell config/make-env.sh --derive DOCKER_GID))
+export AIRFLOW_UID := $(or $(AIRFLOW_UID),$(shell config/make-env.sh --derive AIRFLOW_UID))
+export RUNNER_UID := $(or $(RUNNER_UID),$(shell config/make-env.sh --derive RUNNER_UID))
 # WORKERS (CPU worker count): make up WORKERS=3 wins over .env's value (default 2).
 # Optional parts are compose profiles (COMPOSE_PROFILES in .env); GPU=1 adds the GPU worker's.
 GPU ?=

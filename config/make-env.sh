@@ -4,18 +4,18 @@
 # (new in .env.example), generating or deriving them, and derive host facts left empty. It never changes a
 # value already in .env, and never prints a secret.
 # Usage: config/make-env.sh [ENV_FILE]
+#        config/make-env.sh --derive KEY   prints one host fact (the Makefile asks this, so the rule is here once)
 set -euo pipefail
-env_file=${1:-.env}
 example="$(dirname "$0")/.env.example"
+checkout=$(cd "$(dirname "$0")/.." && pwd)
 
 # No default exists for these anywhere: compose refuses to start without them.
 GENERATED=(AIRFLOW_FERNET_KEY AIRFLOW_JWT_SECRET AIRFLOW_API_SECRET_KEY _AIRFLOW_WWW_USER_PASSWORD FLOWER_PASSWORD
            GRAFANA_ADMIN_PASSWORD POSTGRES_PASSWORD REDIS_PASSWORD)
 is_generated() { [[ " ${GENERATED[*]} " == *" $1 "* ]]; }
-# Facts of this host that compose needs (the Makefile computes them the same way on every call).
+# Facts of this host that compose needs (the Makefile derives them again on every call, through --derive).
 DERIVED=(PROJECT_DIR DOCKER_GID AIRFLOW_UID RUNNER_UID)
 is_derived() { [[ " ${DERIVED[*]} " == *" $1 "* ]]; }
-checkout=$(cd "$(dirname "$env_file")" && pwd)
 derive() {
   case $1 in
     PROJECT_DIR) echo "$checkout" ;;
@@ -38,6 +38,13 @@ generate() {
   if [ "$1" = AIRFLOW_FERNET_KEY ]; then head -c 32 /dev/urandom | base64 | tr '+/' '-_'
   else od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; fi
 }
+
+if [ "${1:-}" = --derive ]; then
+  is_derived "${2:-}" || { echo "make-env.sh --derive: one of ${DERIVED[*]}" >&2; exit 2; }
+  derive "$2"
+  exit 0
+fi
+env_file=${1:-.env}
 
 umask 077
 if [ ! -f "$env_file" ]; then

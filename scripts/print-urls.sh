@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
-# What `make up` prints once every service is healthy: where to look and how to log in.
+# What `make up` prints once every service is healthy: where to look and how to log in. It reads the settings
+# make exports (.env's, with make's overrides such as GPU=1's profile).
 set -euo pipefail
-# shellcheck disable=SC1091
-given_profiles=${COMPOSE_PROFILES-unset}  # the environment wins over .env, as in compose (make GPU=1 adds gpu)
-set -a; [ -f .env ] && . ./.env; set +a
-[ "$given_profiles" != unset ] && COMPOSE_PROFILES=$given_profiles
 host=${BIND_ADDRESS:-127.0.0.1}; [ "$host" = 0.0.0.0 ] && host=localhost
 profiles=",${COMPOSE_PROFILES:-},"
 

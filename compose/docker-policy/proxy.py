@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import json
 import logging
 import os
@@ -44,18 +45,6 @@ def forwarded_head(request_line: str, fields: list[tuple[str, str]], upgrade: bo
     kept = [f"{name}: {value}" for name, value in fields if name.lower() not in HOP_BY_HOP]
     kept.append("Connection: Upgrade, close" if upgrade else "Connection: close")
     return ("\r\n".join([request_line, *kept]) + "\r\n\r\n").encode("latin-1")
-
-
-def dechunk(body: bytes) -> bytes:
-    """The payload of an HTTP/1.1 chunked body (the engine sends large JSON answers that way)."""
-    payload, rest = [], body
-    while True:
-        size_line, _, rest = rest.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            return b"".join(payload)
-        payload.append(rest[:size])
-        rest = rest[size + 2:]
 
 
 def error_response(status: HTTPStatus, message: str) -> bytes:
@@ -105,7 +94,7 @@ class DockerPolicyProxy:
         body = await client_r.readexactly(length)
         refusal = self.policy.refusal(method, path, body)
         container = self.policy.target_container(path)
-        if not refusal and container and not self.policy.is_runner(await self.labels_of(container)):
+        if not refusal and container and not self.policy.is_runner(await asyncio.to_thread(self.labels_of, container)):
             refusal = f"{container} is not a runner container (no label {self.policy.label})"
         if refusal:
             log.warning("refused %s %s from %s: %s", method, path, peer, refusal)
@@ -126,21 +115,18 @@ class DockerPolicyProxy:
         finally:
             upstream_w.close()
 
-    async def labels_of(self, container: str) -> dict[str, str] | None:
-        """The labels of a container as the engine reports them; None when it does not exist."""
-        reader, writer = await asyncio.open_connection(*self.upstream)
+    def labels_of(self, container: str) -> dict[str, str] | None:
+        """The labels of a container as the engine reports them; None when it does not exist (blocking: it runs
+        in a thread, once per call on a container)."""
+        connection = http.client.HTTPConnection(*self.upstream, timeout=30)
         try:
-            writer.write(f"GET /containers/{container}/json HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
-                         .encode("latin-1"))
-            await writer.drain()
-            head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+            connection.request("GET", f"/containers/{container}/json")
+            response = connection.getresponse()
+            if response.status != HTTPStatus.OK:
+                return None
+            return json.loads(response.read())["Config"].get("Labels") or {}
         finally:
-            writer.close()
-        if head.split(b" ", 2)[1:2] != [b"200"]:
-            return None
-        if b"transfer-encoding: chunked" in head.lower():
-            body = dechunk(body)
-        return json.loads(body)["Config"].get("Labels") or {}
+            connection.close()
 
     @staticmethod
     async def stream(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,

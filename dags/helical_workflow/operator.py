@@ -47,7 +47,7 @@ class RunnerOperator(DockerOperator):
         super().__init__(
             image=settings.gpu_image if gpu else settings.cpu_image,
             api_version="auto",
-            docker_url=settings.docker_url,
+            # docker_url: the provider reads DOCKER_HOST, which compose points at docker-policy (docs/security.md).
             mounts=[
                 Mount(target=str(RUNNER_DATA_DIR), source=settings.host_data_dir, type="bind", read_only=True),
                 Mount(target=str(RUNNER_RESULTS_DIR), source=settings.host_results_dir, type="bind"),

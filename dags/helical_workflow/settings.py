@@ -8,7 +8,6 @@ from pathlib import Path
 
 from helical_workflow.contract import CPU_QUEUE, GPU_QUEUE, RUNNER_IMAGES
 
-__all__ = ["CPU_QUEUE", "GPU_QUEUE", "GPU_WORKER_MODE_ENV", "RUNNER_POOL", "Settings", "load_settings"]
 # The Airflow pool CPU runner tasks take a slot of: sized to the host's CPUs by compose/airflow/init.sh.
 RUNNER_POOL = "helical_cpu_runners"
 # How the test-only GPU worker announces itself: it consumes `gpu` but requests no device.
@@ -26,8 +25,6 @@ class Settings:
     gpu_image: str
     runner_uid: str
     docker_network: str
-    # The Docker API the workers launch runners through: docker-policy, then socket-proxy (docs/security.md).
-    docker_url: str
     statsd_host: str
     # Bounds of each runner container: CPUs (a quota, which torch's thread count follows) and memory.
     runner_cpus: float
@@ -46,7 +43,6 @@ def load_settings(env: os._Environ[str] | dict[str, str] = os.environ) -> Settin
         gpu_image=env.get("HELICAL_RUNNER_GPU_IMAGE", RUNNER_IMAGES[GPU_QUEUE]),
         runner_uid=env.get("HELICAL_RUNNER_UID", "1000"),
         docker_network=env.get("HELICAL_DOCKER_NETWORK", "bridge"),
-        docker_url=env.get("DOCKER_HOST", "unix://var/run/docker.sock"),
         statsd_host=env.get("HELICAL_STATSD_HOST", ""),
         runner_cpus=float(env.get("HELICAL_RUNNER_CPUS") or 1),
         runner_memory=env.get("HELICAL_RUNNER_MEMORY") or "4g",

@@ -6,6 +6,7 @@ side that breaks the other fails one of the two suites.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from helical_workflow.summary import build_summary, collect_failures, collect_me
 SCHEMAS = Path(__file__).resolve().parents[2] / "runner" / "schemas"
 
 
+@functools.cache
 def schema(name: str) -> dict:
     return json.loads((SCHEMAS / f"{name}.schema.json").read_text())
 

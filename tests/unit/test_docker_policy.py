@@ -116,9 +116,3 @@ def test_the_proxy_forwards_one_request_per_connection_and_keeps_an_attach_upgra
     assert b"Connection: close\r\n" in forwarded_head(line, fields, upgrade=False)
     with pytest.raises(ValueError, match="malformed"):
         parse_head(b"GET / HTTP/1.1\r\nno colon here\r\n\r\n")
-
-
-def test_a_chunked_answer_of_the_engine_is_read_whole():
-    from proxy import dechunk
-
-    assert dechunk(b"5\r\n{\"a\":\r\n3;ext=1\r\n 1}\r\n0\r\n\r\n") == b'{"a": 1}'

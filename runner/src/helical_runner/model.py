@@ -123,15 +123,10 @@ def download_model(model_dir: Path) -> Path:
 def read_dims(folder: Path) -> tuple[ModelDims, bool]:
     """args.json (written by test-model, and shipped with scGPT's own releases) else Helical's defaults."""
     args_file = folder / "args.json"
-    defaults = SCGPT_DIMS
     if not args_file.is_file():
-        return defaults, False
+        return SCGPT_DIMS, False
     args = json.loads(args_file.read_text())
-    dims = ModelDims(
-        embsize=int(args.get("embsize", defaults.embsize)), nlayers=int(args.get("nlayers", defaults.nlayers)),
-        nheads=int(args.get("nheads", defaults.nheads)), d_hid=int(args.get("d_hid", defaults.d_hid)),
-        n_layers_cls=int(args.get("n_layers_cls", defaults.n_layers_cls)),
-    )
+    dims = ModelDims(**{key: int(args.get(key, default)) for key, default in SCGPT_DIMS.as_dict().items()})
     return dims, bool(args.get("test_model", False))
 
 

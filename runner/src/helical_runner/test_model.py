@@ -21,7 +21,6 @@ from helical_runner.write import write_atomically
 LOG = logging.getLogger(__name__)
 
 
-
 def builtin_genes() -> list[str]:
     text = resources.files("helical_runner").joinpath("data/builtin_genes.txt").read_text()
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
