@@ -4,7 +4,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # .env is the one source of settings (created on first use); its variables reach compose and the scripts.
+# A worker host has no .env: its settings come from the worker.env the core wrote (make worker-env).
+ifeq ($(filter worker-host worker-host-down,$(MAKECMDGOALS)),)
 -include .env
+else
+-include $(or $(WORKER_ENV),worker.env)
+endif
 export
 
 # Host facts the compose file needs, derived by config/make-env.sh (which also writes them into .env, for plain
@@ -26,8 +31,10 @@ PYTHON ?= python3
 # scGPT's gene vocabulary, for the runner's tests and benchmark (test checkpoints map real genes with it).
 SCGPT_VOCAB ?= $(abspath ../shared/scgpt-vocab/default_census_vocab.json)
 
-# compose.yaml (the repository root's) plus, for the tests, override files.
-COMPOSE := docker compose -f compose.yaml $(COMPOSE_EXTRA_FILES)
+# compose.yaml (the repository root's), what worker hosts need when CLUSTER_BIND_ADDRESS is set (docs/scale-out.md)
+# and, for the tests, override files.
+CLUSTER_FILES := $(if $(CLUSTER_BIND_ADDRESS),-f compose/docker-compose.cluster.yaml)
+COMPOSE := docker compose -f compose.yaml $(CLUSTER_FILES) $(COMPOSE_EXTRA_FILES)
 RUNNER_BUILD := docker compose --project-directory $(CURDIR) -f compose/runner-images.yaml
 VENV := .venv
 DAG_ID := helical_model_workflow
@@ -51,7 +58,8 @@ preflight: .env
 
 .PHONY: dirs
 dirs:
-	@mkdir -p $(or $(HELICAL_DATA_DIR),data) $(or $(HELICAL_RESULTS_DIR),results) $(or $(HELICAL_MODELS_DIR),models)
+	@mkdir -p $(or $(HELICAL_DATA_DIR),data) $(or $(HELICAL_RESULTS_DIR),results) $(or $(HELICAL_MODELS_DIR),models) \
+	  $(or $(HELICAL_LOGS_DIR),logs)
 	@# The runner writes results and (make test-model) models: a root-made folder is handed to its uid.
 	@for d in $(or $(HELICAL_RESULTS_DIR),results) $(or $(HELICAL_MODELS_DIR),models); do \
 	  [ "$$(stat -c %u "$$d")" = 0 ] && [ "$(RUNNER_UID)" != 0 ] && chown "$(RUNNER_UID)" "$$d" || true; done
@@ -61,7 +69,7 @@ images: .env runner-image $(if $(GPU),runner-image-gpu) ## Build the Airflow, Do
 	$(COMPOSE) build airflow-init docker-policy
 
 .PHONY: up
-up: preflight dirs images ## Start the stack: make up WORKERS=3 [GPU=1] (profiles: COMPOSE_PROFILES in .env)
+up: preflight dirs images $(if $(CLUSTER_BIND_ADDRESS),certs) ## Start the stack: make up WORKERS=3 [GPU=1] (profiles: COMPOSE_PROFILES in .env)
 	$(COMPOSE) up -d --wait --wait-timeout 600 --remove-orphans
 	@scripts/print-urls.sh
 
@@ -103,6 +111,44 @@ test-model: dirs ## Write a tiny random-weight scGPT checkpoint into ./models (s
 	docker run --rm --network none -v $(abspath $(or $(HELICAL_MODELS_DIR),models)):/models --user $(RUNNER_UID) \
 	  $(RUNNER_CPU_IMAGE) helical-runner test-model --out /models
 
+# ------------------------------------------------------------------------------ worker hosts (docs/scale-out.md)
+.PHONY: certs
+certs: ## The cluster's private CA and the core's TLS certificate, in certs/ (make up does it in cluster mode)
+	@test -n "$(CLUSTER_BIND_ADDRESS)" || { echo "set CLUSTER_BIND_ADDRESS in .env first (docs/scale-out.md)"; exit 2; }
+	@config/make-certs.sh certs $(or $(CLUSTER_ADVERTISE_ADDRESS),$(CLUSTER_BIND_ADDRESS))
+
+WORKER_ENV ?= worker.env
+.PHONY: worker-env
+worker-env: .env ## On the core: write worker.env (mode 600), the one file a worker host needs
+	@config/make-worker-env.sh $(WORKER_ENV)
+
+# On a worker host: its name (worker names, the compose project), and what QUEUE=cpu|gpu|gpu-test means.
+HOST_NAME ?= $(shell hostname -s | tr 'A-Z' 'a-z')
+# cAdvisor runs on worker hosts too (WORKER_HOST_PROFILES= leaves it out).
+WORKER_HOST_PROFILES ?= cadvisor
+WORKER_HOST_ENV = COMPOSE_PROFILES=$(WORKER_HOST_PROFILES) COMPOSE_PROJECT_NAME=helical-$(HOST_NAME) HELICAL_HOST_NAME=$(HOST_NAME) \
+  HELICAL_RUNNER_NETWORK=helical-$(HOST_NAME)_runners WORKERS=$(or $(WORKERS),1) \
+  WORKER_QUEUE=$(if $(filter cpu,$(QUEUE)),cpu,gpu) WORKER_NODE=$(QUEUE) \
+  HELICAL_GPU_WORKER_MODE=$(if $(filter gpu-test,$(QUEUE)),test)
+WORKER_HOST := $(WORKER_HOST_ENV) docker compose --env-file $(WORKER_ENV) -f compose/worker-host.yaml
+
+.PHONY: worker-host
+worker-host: ## On a worker host: make worker-host QUEUE=cpu|gpu WORKERS=N (needs worker.env from the core)
+	@test -f $(WORKER_ENV) || { echo "no $(WORKER_ENV): run make worker-env on the core and copy it here"; exit 2; }
+	@case "$(QUEUE)" in cpu|gpu|gpu-test) ;; *) echo "usage: make worker-host QUEUE=cpu|gpu WORKERS=N"; exit 2;; esac
+	$(RUNNER_BUILD) build $(if $(filter gpu,$(QUEUE)),runner-gpu,runner-cpu)
+	$(WORKER_HOST) build airflow-worker docker-policy
+	@# cluster-check's verdict (each wrong credential or path, named) is the first thing to read when it fails.
+	$(WORKER_HOST) up -d --wait --wait-timeout 600 --remove-orphans \
+	  || { $(WORKER_HOST) logs --no-log-prefix cluster-check >&2; exit 1; }
+	@echo "worker host $(HOST_NAME): $(or $(WORKERS),1) worker(s) on queue $(QUEUE), named $(QUEUE)@$(HOST_NAME).<container>"
+	@echo "For the core's Prometheus (profile cadvisor here), save as monitoring/prometheus/targets/cadvisor-$(HOST_NAME).json there:"
+	@echo '[{"targets": ["$(or $(BIND_ADDRESS),<BIND_ADDRESS of this host>):$(or $(CADVISOR_PORT),8081)"], "labels": {"host": "$(HOST_NAME)"}}]'
+
+.PHONY: worker-host-down
+worker-host-down: ## On a worker host: stop its workers (running tasks finish first, or are retried elsewhere)
+	$(WORKER_HOST) --profile '*' down --remove-orphans
+
 # --------------------------------------------------------------------------------------------- the images
 .PHONY: runner-image
 runner-image: ## Build RUNNER_CPU_IMAGE (see .env; also tagged :latest)
@@ -123,7 +169,7 @@ $(VENV)/.done: requirements-dev.lock
 venv: $(VENV)/.done
 
 .PHONY: test
-test: lint test-unit test-contract test-dags test-runner test-monitoring test-stack ## Everything: unit, contracts, in-image tests, then e2e, security and chaos on the stack
+test: lint test-unit test-contract test-dags test-runner test-monitoring test-stack ## Everything: unit, contracts, in-image tests, then e2e, security, chaos and scale-out on the stack
 
 .PHONY: test-unit
 test-unit: venv ## Pure-logic tests, seconds, no Docker
@@ -158,6 +204,7 @@ test-monitoring: venv ## promtool checks, rule tests, PromQL and metric-name che
 E2E_TESTS := tests/e2e/test_stack.py tests/e2e/test_stack_observability.py
 SECURITY_TESTS := tests/security
 CHAOS_TESTS := tests/e2e/test_chaos.py
+SCALE_OUT_TESTS := tests/e2e/test_scale_out.py
 
 .PHONY: e2e
 e2e: venv ## The whole stack on this machine through the REST API (replaces a running stack)
@@ -171,9 +218,13 @@ security: venv ## Least-privilege checks on the real stack: Docker API proxy, ru
 chaos: venv ## Faults on the real stack: killed and stopped workers, scale-down, restarts, backlog, OOM
 	$(VENV)/bin/pytest -q -x -rP --durations=0 $(CHAOS_TESTS)
 
+.PHONY: scale-out
+scale-out: venv ## A second worker host (its own compose project) joining the stack through worker.env
+	$(VENV)/bin/pytest -q -x -rP --durations=0 $(SCALE_OUT_TESTS)
+
 .PHONY: test-stack
-test-stack: venv ## e2e, security, then chaos on one stack
-	$(VENV)/bin/pytest -q -x -rP --durations=0 $(E2E_TESTS) $(SECURITY_TESTS) $(CHAOS_TESTS)
+test-stack: venv ## e2e, security, chaos, then a second worker host, on one stack
+	$(VENV)/bin/pytest -q -x -rP --durations=0 $(E2E_TESTS) $(SECURITY_TESTS) $(CHAOS_TESTS) $(SCALE_OUT_TESTS)
 
 .PHONY: bench-runner
 bench-runner: ## Runner vs naive Helical path at real scGPT dims, in the runner image; output to docs/benchmarks/
@@ -184,6 +235,7 @@ bench-runner: ## Runner vs naive Helical path at real scGPT dims, in the runner 
 .PHONY: load-test
 load-test: venv ## make load-test RUNS=20 CONCURRENCY=5 DEVICE=auto [MAX_CELLS=100 DATA=glob COMPARE_WORKERS=1,3]
 	$(VENV)/bin/python scripts/load_test.py --runs $(or $(RUNS),10) --concurrency $(or $(CONCURRENCY),5) \
+	  --flower-url http://127.0.0.1:$(or $(FLOWER_PORT),5555) \
 	  --device $(or $(DEVICE),auto) $(if $(MAX_CELLS),--max-cells $(MAX_CELLS)) $(if $(DATA),--data '$(DATA)') \
 	  $(if $(COMPARE_WORKERS),--compare-workers $(COMPARE_WORKERS))
 

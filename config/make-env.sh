@@ -11,7 +11,7 @@ checkout=$(cd "$(dirname "$0")/.." && pwd)
 
 # No default exists for these anywhere: compose refuses to start without them.
 GENERATED=(AIRFLOW_FERNET_KEY AIRFLOW_JWT_SECRET AIRFLOW_API_SECRET_KEY _AIRFLOW_WWW_USER_PASSWORD FLOWER_PASSWORD
-           GRAFANA_ADMIN_PASSWORD POSTGRES_PASSWORD REDIS_PASSWORD)
+           GRAFANA_ADMIN_PASSWORD POSTGRES_PASSWORD REDIS_PASSWORD HELICAL_CLUSTER_ID)
 is_generated() { [[ " ${GENERATED[*]} " == *" $1 "* ]]; }
 # Facts of this host that compose needs (the Makefile derives them again on every call, through --derive).
 DERIVED=(PROJECT_DIR DOCKER_GID AIRFLOW_UID RUNNER_UID)

@@ -46,6 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="env _AIRFLOW_WWW_USER_PASSWORD; default admin")
     api.add_argument("--token", default=os.environ.get("AIRFLOW_API_TOKEN"),
                      help="ready JWT instead of username/password (env AIRFLOW_API_TOKEN)")
+    api.add_argument("--flower-url", default=os.environ.get("FLOWER_URL"),
+                     help="Flower, for each worker's host (and, with --compare-workers, to wait for the count; "
+                          "env FLOWER_URL)")
+    api.add_argument("--flower-user", default=os.environ.get("FLOWER_USER"), help="env FLOWER_USER")
+    api.add_argument("--flower-password", default=os.environ.get("FLOWER_PASSWORD"), help="env FLOWER_PASSWORD")
     api.add_argument("--dag-id", default="helical_model_workflow")
     api.add_argument("--runner-task", default="run_runner_",
                      help="task id (prefix) of the runner tasks (default %(default)s; '' = detect)")
@@ -60,11 +65,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     scale.add_argument("--compare-workers", help="comma list of worker counts, e.g. 1,3")
     scale.add_argument("--scale-cmd", default="make scale WORKERS={n}",
                        help="command run before each count; {n} = workers (default: %(default)s)")
-    scale.add_argument("--flower-url", default=os.environ.get("FLOWER_URL"),
-                       help="also wait until Flower shows n workers online (env FLOWER_URL)")
-    scale.add_argument("--flower-user", default=os.environ.get("FLOWER_USER"), help="env FLOWER_USER")
-    scale.add_argument("--flower-password", default=os.environ.get("FLOWER_PASSWORD"),
-                       help="env FLOWER_PASSWORD")
     return p.parse_args(argv)
 
 
@@ -74,6 +74,7 @@ def config_from(args: argparse.Namespace) -> LoadConfig:
         device=args.device, max_cells=args.max_cells, classifier=args.classifier,
         batch_size=args.batch_size, timeout_s=args.timeout, poll_s=args.poll, url=args.url.rstrip("/"),
         username=args.username, password=args.password, token=args.token, dag_id=args.dag_id,
+        flower_url=args.flower_url, flower_user=args.flower_user, flower_password=args.flower_password,
         runner_task=args.runner_task or None, out_root=args.out, progress=not args.no_progress,
         fail_unfinished=not args.keep_unfinished,
     )

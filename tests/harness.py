@@ -29,6 +29,12 @@ MAKE_VARS = {
     "HELICAL_DATA_DIR": str(E2E / "data"),
     "HELICAL_RESULTS_DIR": str(E2E / "results"),
     "HELICAL_MODELS_DIR": str(E2E / "models"),
+    "HELICAL_LOGS_DIR": str(E2E / "logs"),
+    # Cluster mode (docs/scale-out.md) on the Docker bridge's gateway: reachable from a second compose project
+    # on its own network, as a LAN address is from another machine, and from no other machine.
+    "CLUSTER_BIND_ADDRESS": subprocess.run(
+        ["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
+        capture_output=True, text=True, check=True).stdout.strip(),
     "COMPOSE_PROFILES": PROFILES,
     "COMPOSE_EXTRA_FILES": "-f tests/e2e/compose.test.yaml",
     "DAG_REFRESH_INTERVAL": "10",
@@ -42,7 +48,8 @@ def make(*args: str, check: bool = True, **extra: str) -> subprocess.CompletedPr
 
 def compose(*args: str, extra_files: tuple[str, ...] = ()) -> str:
     """docker compose on the e2e stack (the same files make uses, plus `extra_files`), returning stdout."""
-    files = ["compose.yaml", *MAKE_VARS["COMPOSE_EXTRA_FILES"].split()[1::2], *extra_files]
+    files = ["compose.yaml", "compose/docker-compose.cluster.yaml", *MAKE_VARS["COMPOSE_EXTRA_FILES"].split()[1::2],
+             *extra_files]
     env = {**os.environ, **MAKE_VARS}
     return subprocess.run(["docker", "compose", *(flag for f in files for flag in ("-f", f)), *args],
                           cwd=ROOT, env=env, check=True, text=True, capture_output=True).stdout

@@ -10,6 +10,7 @@ mem_kb=$(awk '/MemTotal/ {print $2}' /proc/meminfo)
 disk_kb=$(df -Pk /opt/airflow | awk 'NR==2 {print $4}')
 (( disk_kb >= 10 * 1024 * 1024 )) || warn "only $((disk_kb / 1024 / 1024)) GiB free disk: the runner image alone takes ~9 GiB."
 
+[ -n "${_AIRFLOW_WWW_USER_PASSWORD:-}" ] || { echo "_AIRFLOW_WWW_USER_PASSWORD is unset - run make env" >&2; exit 1; }
 airflow db migrate
 # `users create` exits 0 when the user exists, so the password from .env is set in a second step: changing
 # it in .env and running `make up` applies it. The password is read from the environment, never echoed.
@@ -21,4 +22,6 @@ airflow users reset-password --username "${_AIRFLOW_WWW_USER_USERNAME}" --passwo
 # workers and slots there are, runners never take more CPUs than the host has; the rest wait in `scheduled`.
 # The pool's name is helical_workflow.settings.RUNNER_POOL (checked by tests/unit/test_settings_contract.py).
 airflow pools set helical_cpu_runners "${RUNNER_SLOTS:-$(nproc)}" "CPU runner containers at once (RUNNER_SLOTS in .env)"
+# Cluster mode (compose/docker-compose.cluster.yaml): the marker that tells worker hosts they share our results.
+if [ -n "${HELICAL_CLUSTER_ID:-}" ]; then python /opt/airflow/cluster_check.py write-marker; fi
 airflow version

@@ -13,7 +13,7 @@ from helical_runner.config import add_run_arguments, settings_from
 from helical_runner.discover import find_datasets, metric_name
 from helical_runner.errors import ConfigError
 from helical_runner.subsample import choose_cells
-from helical_runner.write import AlreadyPublished, create_run_dir, staged_dataset, write_atomically
+from helical_runner.write import AlreadyPublished, create_run_dir, ensure_writable, staged_dataset, write_atomically
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -104,3 +104,18 @@ def test_a_second_writer_never_replaces_a_published_dataset(tmp_path: Path) -> N
         (late / "metrics.json").write_text("late")
     assert (tmp_path / "d" / "metrics.json").read_text() == "early"
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_a_results_folder_that_refuses_writes_fails_before_embedding(tmp_path: Path, monkeypatch) -> None:
+    """A broken mount of the shared filesystem (read-only here) is this host's fault: an OSError, retried."""
+    import errno
+
+    ensure_writable(tmp_path)  # writable: the probe file is written and removed
+    assert list(tmp_path.iterdir()) == []
+
+    def read_only(self: Path, data: bytes) -> int:
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", read_only)
+    with pytest.raises(OSError, match=r"cannot write a file in OUTPUT_DIR .*Read-only file system.*shared filesystem"):
+        ensure_writable(tmp_path)

@@ -46,6 +46,12 @@ class LoadConfig:
     token: str | None = dataclasses.field(
         default_factory=lambda: os.environ.get("AIRFLOW_API_TOKEN") or None
     )
+    # Flower, to tell which machine each worker is (optional: the report then says "(unknown)").
+    flower_url: str | None = dataclasses.field(default_factory=lambda: os.environ.get("FLOWER_URL") or None)
+    flower_user: str | None = dataclasses.field(default_factory=lambda: os.environ.get("FLOWER_USER") or None)
+    flower_password: str | None = dataclasses.field(
+        default_factory=lambda: os.environ.get("FLOWER_PASSWORD") or None
+    )
     dag_id: str = DAG_ID
     # Task id prefix of the runner tasks (run_runner_cpu / run_runner_gpu in the DAG);
     # None = detect (Docker/Runner operators, else mapped tasks) for other DAGs.

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from . import stats
 from .client import TERMINAL_RUN_STATES, AirflowApi, ApiError
 from .config import DAG_ID, LoadConfig, run_id_for, run_id_prefix, timestamp
+from .flower import worker_status
 from .report import write_report
 
 
@@ -136,8 +137,20 @@ def _read_back(api: AirflowApi, config: LoadConfig, records: list[dict], prefix:
                     rec["failure_logs"][stats.ti_key(ti)] = tail
 
 
+def worker_hosts(config: LoadConfig, notes: list[str]) -> dict[str, str]:
+    """{container hostname: host} from Flower's node names, or {} (and a note) without Flower."""
+    if not config.flower_url:
+        notes.append("workers' hosts unknown: no --flower-url (env FLOWER_URL).")
+        return {}
+    try:
+        return stats.hosts_by_container(worker_status(config.flower_url, config.flower_user, config.flower_password))
+    except (OSError, ValueError) as err:
+        notes.append(f"workers' hosts unknown: Flower at {config.flower_url} did not answer ({err}).")
+        return {}
+
+
 def build_report(records: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
-    summary = stats.summarize(records, meta["config"].get("runner_task"))
+    summary = stats.summarize(records, meta["config"].get("runner_task"), meta.get("worker_hosts"))
     if summary["per_task"] and summary["throughput"]["cells_total"] is None:
         meta.setdefault("notes", []).append(
             "cells/s absent: no runner XCom return_value could be read (do_xcom_push off, or the "
@@ -168,7 +181,8 @@ def run_load(config: LoadConfig) -> Path:
         "url": config.url, "dag_id": config.dag_id, "run_id_prefix": run_id_prefix(stamp),
         "started_at": started, "finished_at": _now(), "conf_example": config.conf_for(0),
         "config": {k: v for k, v in dataclasses.asdict(config).items()
-                   if k not in ("password", "token", "out_root", "out_dir")},
+                   if k not in ("password", "flower_password", "token", "out_root", "out_dir")},
+        "worker_hosts": worker_hosts(config, notes),
         "notes": notes,
     }
     write_report(out_dir, build_report(records, meta), records)

@@ -61,10 +61,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         d = s["latency_s"][key]
         lines.append(f"| {label} | {d['n']} | {fmt(d['p50'])} | {fmt(d['p95'])} | {fmt(d['max'])} "
                      f"| {fmt(d['mean'])} |")
-    lines += ["", "## Workers", "", "| worker | queue | runner tasks | busy s | failed |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {w} | {', '.join(map(str, v['queues']))} | {v['tasks']} | {fmt(v['busy_s'], 1)} | {v['failed']} |"
-              for w, v in s["workers"].items()]
+    lines += ["", "## Hosts", "", "| host | workers | runner tasks | busy s | failed |", "|---|---|---|---|---|"]
+    lines += [f"| {h} | {v['workers']} | {v['tasks']} | {fmt(v['busy_s'], 1)} | {v['failed']} |"
+              for h, v in s.get("hosts", {}).items()]
+    lines += ["", "## Workers", "", "| worker | host | queue | runner tasks | busy s | failed |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {w} | {v.get('host', '(unknown)')} | {', '.join(map(str, v['queues']))} | {v['tasks']} "
+              f"| {fmt(v['busy_s'], 1)} | {v['failed']} |" for w, v in s["workers"].items()]
     lines += ["", "## Queues", "", "| queue | runner tasks | queue wait p50 | p95 | workers |",
               "|---|---|---|---|---|"]
     lines += [f"| {q} | {v['tasks']} | {fmt(v['queue_wait']['p50'])} | {fmt(v['queue_wait']['p95'])} "

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import shlex
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .config import LoadConfig, timestamp
 from .driver import run_load
+from .flower import worker_status
 from .stats import worker_queue
 
 COMPARED = ("runs_per_min", "cells_per_s")
@@ -34,13 +33,8 @@ class ScaleConfig:
 
 
 def online_workers(flower_url: str, queue: str, user: str | None, password: str | None) -> int:
-    """Workers of `queue` that Flower reports online (`GET /api/workers?status=true`)."""
-    req = urllib.request.Request(f"{flower_url.rstrip('/')}/api/workers?status=true")
-    if user:
-        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
-        req.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(req, timeout=15) as resp:
-        status: dict[str, bool] = json.loads(resp.read())
+    """Workers of `queue` that Flower reports online."""
+    status = worker_status(flower_url, user, password)
     return sum(1 for name, up in status.items() if up and worker_queue(name) == queue)
 
 

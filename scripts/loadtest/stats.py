@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 Record = dict[str, Any]
@@ -65,6 +65,19 @@ def worker_queue(hostname: str | None) -> str | None:
     if not hostname or "@" not in hostname:
         return None
     return hostname.split("@", 1)[0].split("-", 1)[0]
+
+
+def worker_host(node: str | None) -> tuple[str, str] | None:
+    """(container hostname, host name) of a Celery node name `<queue>@<host>.<container>` (contracts.md):
+    a task instance records the container hostname only, the node name says which machine that is."""
+    if not node or "@" not in node or "." not in node.split("@", 1)[1]:
+        return None
+    host, container = node.split("@", 1)[1].split(".", 1)
+    return container, host
+
+
+def hosts_by_container(nodes: Iterable[str]) -> dict[str, str]:
+    return dict(pair for pair in map(worker_host, nodes) if pair)
 
 
 def parse_runner_summary(value: Any) -> dict[str, Any] | None:
@@ -229,18 +242,32 @@ def executing_series(records: Sequence[Record], runner_task: str | None = None
     return series
 
 
-def worker_load(tasks: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def worker_load(tasks: Sequence[dict[str, Any]], hosts: Mapping[str, str] | None = None
+                ) -> dict[str, dict[str, Any]]:
     """Runner tasks and busy seconds per worker. A TI's `hostname` is the worker container's host
-    name (not the Celery node name `cpu@...`), so the queue comes from the TIs themselves."""
+    name (not the Celery node name `cpu@...`), so the queue comes from the TIs themselves, and the
+    machine from `hosts` ({container hostname: host}, Flower's node names)."""
     load: dict[str, dict[str, Any]] = {}
     for t in tasks:
         w = load.setdefault(t["hostname"] or "(never ran)",
-                            {"tasks": 0, "busy_s": 0.0, "failed": 0, "queues": []})
+                            {"host": (hosts or {}).get(t["hostname"] or "", "(unknown)"),
+                             "tasks": 0, "busy_s": 0.0, "failed": 0, "queues": []})
         w["tasks"] += 1
         w["busy_s"] += t["runner_duration"] or 0.0
         w["failed"] += t["state"] in FAILED_TI_STATES
         if t["queue"] not in w["queues"]:
             w["queues"].append(t["queue"])
+    return dict(sorted(load.items()))
+
+
+def host_load(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The per-worker numbers summed per machine (`worker_load`'s `host`)."""
+    load: dict[str, dict[str, Any]] = {}
+    for w in workers.values():
+        h = load.setdefault(w["host"], {"workers": 0, "tasks": 0, "busy_s": 0.0, "failed": 0})
+        h["workers"] += 1
+        for key in ("tasks", "busy_s", "failed"):
+            h[key] += w[key]
     return dict(sorted(load.items()))
 
 
@@ -255,8 +282,9 @@ def queue_load(tasks: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     }
 
 
-def summarize(records: Sequence[Record], runner_task: str | None = None) -> dict[str, Any]:
-    """The whole report's numbers; JSON-ready."""
+def summarize(records: Sequence[Record], runner_task: str | None = None,
+              hosts: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The whole report's numbers; JSON-ready. `hosts`: {container hostname: host}, when Flower told."""
     runs = [run_metrics(r, runner_task) for r in records]
     tasks = [t for r in records for t in task_metrics(r, runner_task)]
     states = Counter(r["state"] for r in runs)
@@ -284,7 +312,8 @@ def summarize(records: Sequence[Record], runner_task: str | None = None) -> dict
             "cells_per_s": sum(cells) / window if cells and window else None,
             "runner_cells_per_s": describe(t["cells_per_second"] for t in tasks),
         },
-        "workers": worker_load(tasks),
+        "workers": (workers := worker_load(tasks, hosts)),
+        "hosts": host_load(workers),
         "queues": queue_load(tasks),
         "failures": [f for r in records for f in failures(r)],
         "in_flight": {"max_active": max((a for _, a, _ in in_flight_series(records)), default=0),

@@ -17,8 +17,16 @@ ROOT = Path(__file__).resolve().parents[2]
 WATCHED_QUEUES = (*contract.QUEUES, "default")
 
 
+class ComposeLoader(yaml.SafeLoader):
+    """Compose's merge tags (!override, !reset) read as plain values."""
+
+
+ComposeLoader.add_multi_constructor("!", lambda loader, tag, node: loader.construct_mapping(node)
+                                    if isinstance(node, yaml.MappingNode) else loader.construct_object(node))
+
+
 def compose_services(name: str) -> dict:
-    return yaml.safe_load((ROOT / "compose" / name).read_text())["services"]
+    return yaml.load((ROOT / "compose" / name).read_text(), Loader=ComposeLoader)["services"]
 
 
 def env_example() -> dict[str, str]:
@@ -34,8 +42,35 @@ def env_example() -> dict[str, str]:
 def test_each_worker_consumes_its_queue_and_names_itself_after_it(service, queue, node):
     command = compose_services("docker-compose.yaml")[service]["command"]
     assert re.search(rf"--queues {queue}(\s|$)", command), command
-    # recording.yml and Flower's dashboards read the queue from the node name: <queue>[-test]@host.
-    assert f'--celery-hostname "{node}@%h"' in command and node.split("-")[0] == queue
+    # recording.yml, Flower's dashboards and the load test read the queue and the host from the node name:
+    # <queue>[-test]@<host name>.<container hostname>.
+    assert f'--celery-hostname "{node}@${{HELICAL_HOST_NAME:-core}}.%h"' in command and node.split("-")[0] == queue
+
+
+def test_a_worker_host_names_its_workers_the_same_way():
+    worker = compose_services("worker-host.yaml")["airflow-worker"]
+    assert worker["extends"] == {"file": "docker-compose.yaml", "service": "airflow-worker"}
+    assert re.search(r'--queues \$\{WORKER_QUEUE:-cpu\} --celery-hostname "\$\{WORKER_NODE:-cpu\}@'
+                     r'\$\{HELICAL_HOST_NAME:\?[^}]*\}\.%h"', worker["command"]), worker["command"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert "WORKER_QUEUE=$(if $(filter cpu,$(QUEUE)),cpu,gpu) WORKER_NODE=$(QUEUE)" in makefile
+    assert {contract.CPU_QUEUE, contract.GPU_QUEUE} == {"cpu", "gpu"}
+
+
+def test_the_cluster_file_repeats_the_brokers_command_exactly():
+    core = compose_services("docker-compose.yaml")["redis"]["command"]
+    cluster = compose_services("docker-compose.cluster.yaml")["redis"]["command"]
+    assert cluster[:len(core)] == core and "--tls-port" in cluster[len(core):]
+
+
+def test_worker_env_carries_every_setting_the_worker_host_reads():
+    text = "\n".join((ROOT / "compose" / name).read_text() for name in ("worker-host.yaml", "docker-compose.yaml",
+                                                                       "docker-api.yaml"))
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    script = (ROOT / "config" / "make-worker-env.sh").read_text()
+    keys = set(re.search(r"KEYS=\(([^)]*)\)", script).group(1).split())
+    set_by_make = {"PROJECT_DIR", "HELICAL_HOST_NAME", "HELICAL_RUNNER_NETWORK"}
+    assert required - set_by_make <= keys, required - set_by_make - keys
 
 
 def test_the_queue_metrics_watch_the_workflows_queues():
@@ -76,11 +111,12 @@ def test_the_host_folders_have_one_default_each():
 
 
 def test_docker_policy_and_cadvisor_know_the_runner_label():
-    core = compose_services("docker-compose.yaml")
-    assert core["docker-policy"]["environment"]["DOCKER_POLICY_LABEL"] == contract.RUNNER_LABEL
-    assert core["docker-policy"]["environment"]["DOCKER_POLICY_NETWORKS"] == (
-        core["airflow-apiserver"]["environment"]["HELICAL_DOCKER_NETWORK"])
-    cadvisor = compose_services("docker-compose.monitoring.yaml")["cadvisor"]["command"]
+    core, policy = compose_services("docker-compose.yaml"), compose_services("docker-api.yaml")["docker-policy"]
+    assert policy["environment"]["DOCKER_POLICY_LABEL"] == contract.RUNNER_LABEL
+    # The core's runner network is the default; a worker host sets its own (make worker-host).
+    network = core["airflow-apiserver"]["environment"]["HELICAL_DOCKER_NETWORK"]
+    assert policy["environment"]["DOCKER_POLICY_NETWORKS"] == f"${{HELICAL_RUNNER_NETWORK:-{network}}}"
+    cadvisor = compose_services("cadvisor.yaml")["cadvisor"]["command"]
     (whitelist,) = [arg for arg in cadvisor if arg.startswith("--whitelisted_container_labels=")]
     assert contract.RUNNER_LABEL in whitelist.split("=", 1)[1].split(",")
 

@@ -128,13 +128,17 @@ def test_small_load_report_agrees_with_the_api(stack, tmp_path):
     from loadtest import LoadConfig, run_load
 
     folder = run_load(LoadConfig(runs=6, device="cpu", max_cells=30, data=("pbmc_part_a.h5ad",), url=stack.url,
-                                 concurrency=6, timeout_s=900, progress=False, out_root=tmp_path))
+                                 concurrency=6, timeout_s=900, progress=False, out_root=tmp_path,
+                                 flower_url=stack.flower, flower_user=stack.flower_auth[0],
+                                 flower_password=stack.flower_auth[1]))
     report_json = folder / "report.json"
     for name in ("report.json", "report.md", "latency.png", "in_flight.png", "per_worker.png"):
         assert (folder / name).stat().st_size > 0, name
     report = json.loads(report_json.read_text())
     per_run = {r["run_id"]: r for r in report["summary"]["per_run"]}
     assert len(per_run) == 6
+    # Flower's node names put every worker of this one-machine stack on the core.
+    assert set(report["summary"]["hosts"]) == {"core"}, report["summary"]["workers"]
     prefix = next(iter(per_run)).rsplit("__", 1)[0]
     api_runs = {r["dag_run_id"]: r for r in stack.api.list_runs("helical_model_workflow", prefix)}
     assert set(api_runs) == set(per_run)

@@ -1,4 +1,5 @@
-"""compose/docker-compose.monitoring.yaml: pinned, healthy, bound to BIND_ADDRESS, optional (profiles)."""
+"""compose/docker-compose.monitoring.yaml and compose/cadvisor.yaml (worker hosts run it too): pinned, healthy,
+bound to BIND_ADDRESS, optional (profiles)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import yaml
 
 from promql_names import REPO
 
-COMPOSE = REPO / "compose" / "docker-compose.monitoring.yaml"
+FILES = (REPO / "compose" / "docker-compose.monitoring.yaml", REPO / "compose" / "cadvisor.yaml")
 SERVICES = {"statsd-exporter", "redis-exporter", "prometheus", "grafana", "cadvisor"}
 OPTIONAL = {"grafana", "cadvisor"}  # no image on machines without a registry, needed by nothing
 # The profile that starts each service (COMPOSE_PROFILES in .env); statsd-exporter is always there.
@@ -26,7 +27,8 @@ CONTRACT_PORTS = {
 
 @pytest.fixture(scope="module")
 def services() -> dict:
-    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
+    return {name: service for path in FILES
+            for name, service in yaml.safe_load(path.read_text(encoding="utf-8"))["services"].items()}
 
 
 def test_services_are_the_contract_ones(services: dict) -> None:
@@ -86,7 +88,7 @@ def test_redis_exporter_watches_the_celery_queues(services: dict) -> None:
 
 
 def test_no_secret_in_the_file() -> None:
-    text = COMPOSE.read_text(encoding="utf-8")
+    text = FILES[0].read_text(encoding="utf-8")
     assert "GF_SECURITY_ADMIN_PASSWORD: ${GRAFANA_ADMIN_PASSWORD" in text
     assert not re.search(
         r"(?i)password[^$\n]*:\s*['\"]?\w{4,}['\"]?\s*$", text, re.MULTILINE

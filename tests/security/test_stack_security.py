@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import requests
 
-from harness import E2E, ROOT, compose, env_file, make
+from harness import E2E, MAKE_VARS, ROOT, compose, env_file, make
 from loadtest.client import AirflowApi, ApiError
 
 
@@ -27,11 +27,30 @@ def test_redis_wants_its_password_and_prometheus_cannot_be_stopped_remotely(stac
     assert requests.post(f"{stack.prometheus}/-/quit", timeout=30).status_code != 200
 
 
-def test_statsd_is_not_published_on_the_host(stack):
-    exporter = compose("ps", "-q", "statsd-exporter").strip()
-    bindings = json.loads(subprocess.run(["docker", "inspect", "-f", "{{json .HostConfig.PortBindings}}", exporter],
+def port_bindings(service: str) -> dict[str, list[str]]:
+    container = compose("ps", "-q", service).strip()
+    bindings = json.loads(subprocess.run(["docker", "inspect", "-f", "{{json .HostConfig.PortBindings}}", container],
                                          capture_output=True, text=True, check=True).stdout)
-    assert set(bindings) == {"9102/tcp"}, bindings  # the metrics page only, not StatsD's 9125
+    return {port: [b["HostIp"] for b in bound] for port, bound in bindings.items()}
+
+
+def test_statsd_redis_and_postgres_are_published_for_worker_hosts_only(stack):
+    cluster = MAKE_VARS["CLUSTER_BIND_ADDRESS"]  # the test stack runs in cluster mode (docs/scale-out.md)
+    assert port_bindings("statsd-exporter") == {"9102/tcp": ["127.0.0.1"], "9125/udp": [cluster]}
+    assert port_bindings("redis") == {"6380/tcp": [cluster]}  # the TLS port only, never the plain 6379
+    assert port_bindings("postgres") == {"5432/tcp": [cluster]}
+
+
+def test_the_published_broker_wants_tls_and_its_password(stack):
+    def redis_cli(*args: str) -> str:
+        done = subprocess.run(["docker", "run", "--rm", "-v", f"{ROOT / 'certs' / 'ca.crt'}:/ca.crt:ro",
+                               "--entrypoint", "redis-cli", "redis:7.2-bookworm", "-h", MAKE_VARS["CLUSTER_BIND_ADDRESS"],
+                               "-p", "6380", *args, "ping"], capture_output=True, text=True, timeout=60)
+        return done.stdout + done.stderr
+
+    assert "PONG" not in redis_cli()  # plain text: no answer
+    assert "NOAUTH" in redis_cli("--tls", "--cacert", "/ca.crt")
+    assert "PONG" in redis_cli("--tls", "--cacert", "/ca.crt", "-a", env_file()["REDIS_PASSWORD"], "--no-auth-warning")
 
 
 def test_changing_the_admin_password_in_env_and_make_up_applies_it(stack):

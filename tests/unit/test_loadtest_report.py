@@ -14,7 +14,9 @@ from loadtest.driver import build_report
 FIXTURE = Path(__file__).parent / "fixtures" / "loadtest_records.json"
 META = {"url": "http://localhost:8080", "dag_id": "helical_model_workflow",
         "run_id_prefix": "loadtest__20250603T100000Z__", "conf_example": {"device": "cpu"},
-        "config": {"concurrency": 3, "rate": None, "runner_task": "run_runner_"}, "notes": []}
+        "config": {"concurrency": 3, "rate": None, "runner_task": "run_runner_"}, "notes": [],
+        # What Flower's node names said: one worker on the core, the other on a worker host.
+        "worker_hosts": {"b81e06c5d2f4": "core", "3f9c2a7d41be": "gpubox"}}
 
 
 @pytest.fixture
@@ -43,7 +45,8 @@ def test_markdown_shows_the_numbers(built: tuple[Path, dict]) -> None:
     assert "**5 succeeded**" in md
     assert "| 111.0 | 2.70 |" in md  # window and runs/min
     assert "| queued → running (queue wait) | 7 | 25.00 | 35.30 | 35.60 |" in md
-    assert "| b81e06c5d2f4 | cpu | 4 | 95.0 | 1 |" in md
+    assert "| b81e06c5d2f4 | core | cpu | 4 | 95.0 | 1 |" in md
+    assert "| core | 1 | 4 | 95.0 | 1 |" in md  # the Hosts table
     assert "AirflowFailException: helical-runner rejected /data/broken.h5ad" in md
 
 

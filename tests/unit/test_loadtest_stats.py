@@ -54,9 +54,27 @@ def test_runner_summary_absent_when_not_a_summary(value: object) -> None:
 
 
 def test_worker_queue_follows_the_hostname_contract() -> None:
-    assert stats.worker_queue("cpu@3f9c2a7d41be") == "cpu"
-    assert stats.worker_queue("gpu-test@a1") == "gpu"
+    assert stats.worker_queue("cpu@core.3f9c2a7d41be") == "cpu"
+    assert stats.worker_queue("gpu-test@host2.a1") == "gpu"
     assert stats.worker_queue("3f9c2a7d41be") is None
+
+
+def test_worker_host_reads_the_machine_from_the_node_name() -> None:
+    assert stats.worker_host("cpu@core.3f9c2a7d41be") == ("3f9c2a7d41be", "core")
+    assert stats.worker_host("gpu-test@gpubox.a1") == ("a1", "gpubox")
+    assert stats.worker_host("cpu@3f9c2a7d41be") is None and stats.worker_host(None) is None
+    assert stats.hosts_by_container(["cpu@core.a", "cpu@host2.b", "odd"]) == {"a": "core", "b": "host2"}
+
+
+def test_host_load_sums_the_workers_of_each_machine() -> None:
+    tasks = [{"hostname": h, "runner_duration": d, "state": s, "queue": "cpu"}
+             for h, d, s in (("a", 10.0, "success"), ("b", 5.0, "success"), ("b", 1.0, "failed"), ("c", 2.0, "success"))]
+    workers = stats.worker_load(tasks, {"a": "core", "b": "host2", "c": "host2"})
+    assert stats.host_load(workers) == {
+        "core": {"workers": 1, "tasks": 1, "busy_s": 10.0, "failed": 0},
+        "host2": {"workers": 2, "tasks": 3, "busy_s": 8.0, "failed": 1},
+    }
+    assert stats.worker_load(tasks)["a"]["host"] == "(unknown)"
 
 
 def test_runner_tasks_skip_the_empty_branch(records: list[dict]) -> None:

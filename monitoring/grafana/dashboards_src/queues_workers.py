@@ -74,8 +74,9 @@ def build() -> dict:
         ),
         row("Workers: who does the work"),
         panel(
-            "How many workers are online per queue?",
-            [('queue:flower_workers_online:sum{queue=~"$queue"}', "{{queue}}")],
+            # Per machine: the core is "core", worker hosts go by their name (docs/scale-out.md).
+            "How many workers are online per host and queue?",
+            [('host_queue:flower_workers_online:sum{queue=~"$queue"}', "{{host}} {{queue}}")],
             kind="stat",
             width=8,
         ),

@@ -57,7 +57,12 @@ def create_run_dir(output_dir: Path, run_id: str) -> Path:
 
 
 def ensure_writable(output_dir: Path) -> None:
-    """Fail before the model loads, naming the fix, when this uid cannot write the results folder."""
+    """Fail before the model loads when the results folder cannot be written, by writing and removing a file.
+
+    Not only this uid's permission (a ConfigError naming the fix, never retried): on a worker host the folder is
+    the shared filesystem, and a read-only, stale or failing mount is that host's fault, so its OSError (exit 3)
+    is retried, on another host if this one stays broken.
+    """
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except PermissionError:
@@ -67,6 +72,14 @@ def ensure_writable(output_dir: Path) -> None:
             f"OUTPUT_DIR {output_dir} is not writable by uid {os.getuid()}: run the container with "
             '--user "$(id -u):$(id -g)" (the owner of the folder), or make the folder writable'
         )
+    probe = output_dir / staging_name("write-probe")
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write a file in OUTPUT_DIR {output_dir} ({err.strerror}): check this "
+                                 "host's mount of the results folder (the shared filesystem, docs/scale-out.md)"
+                      ) from err
 
 
 def published_metrics(run_dir: Path, dataset: str) -> dict[str, Any] | None:

@@ -1,0 +1,149 @@
+"""Two hosts (docs/scale-out.md): a second compose project, on its own network, joins the core through the core's
+published, authenticated ports (TLS for Redis and Postgres), using nothing but the worker.env that
+`make worker-env` wrote, from a copy of the checkout without .env, as a second machine would. The shared
+filesystem is the same folder. Runs last in `make test`: it adds workers the other tests do not count.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from harness import E2E, ROOT, make
+
+HOST2, GPU_HOST = "host2", "host2gpu"
+SCALE_OUT = "scaleout"  # the datasets of these runs: copies of synthetic_counts in data/scaleout/
+
+
+def worker_host(checkout: Path, *args: str, env_file: str = "worker.env", **variables: str
+                ) -> subprocess.CompletedProcess:
+    """make in the second checkout, with a clean environment: nothing of the core's .env leaks in."""
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "DOCKER_HOST") if k in os.environ}
+    flags = [f"{k}={v}" for k, v in {"WORKER_ENV": env_file, "WORKER_HOST_PROFILES": "", **variables}.items()]
+    return subprocess.run(["make", *args, *flags], cwd=checkout, env=env, text=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def checkout(stack, tmp_path_factory) -> Iterator[Path]:
+    """The repository as a second machine has it (tracked and new files, no .env), plus worker.env."""
+    dest = tmp_path_factory.mktemp("second-machine")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    make("worker-env", WORKER_ENV=str(dest / "worker.env"))
+    assert (dest / "worker.env").stat().st_mode & 0o777 == 0o600
+    assert not (dest / ".env").exists()
+    folder = E2E / "data" / SCALE_OUT
+    folder.mkdir(exist_ok=True)
+    for i in range(10):
+        shutil.copy(E2E / "data" / "synthetic_counts.h5ad", folder / f"s{i}.h5ad")
+    yield dest
+    for host in (HOST2, GPU_HOST):
+        worker_host(dest, "worker-host-down", HOST_NAME=host)
+    shutil.rmtree(folder)
+
+
+def worker_hosts(stack, online: bool = False) -> dict[str, str]:
+    """{container hostname: host name} of the workers Flower knows (<queue>@<host>.<container>)."""
+    status = requests.get(f"{stack.flower}/api/workers", params={"status": "true"}, auth=stack.flower_auth,
+                          timeout=30).json()
+    nodes = [name.split("@", 1)[1] for name, up in status.items() if up or not online]
+    return {node.split(".", 1)[1]: node.split(".", 1)[0] for node in nodes}
+
+
+def runners(stack, run_id: str, task_id: str = "run_runner_cpu") -> list[dict]:
+    return [ti for ti in stack.task_instances(run_id) if ti["task_id"] == task_id]
+
+
+def host_of(stack, ti: dict) -> str:
+    return worker_hosts(stack).get(ti["hostname"] or "", ti["hostname"] or "(none)")
+
+
+def test_wrong_credentials_fail_at_start_naming_them(stack, checkout):
+    lines = (checkout / "worker.env").read_text().splitlines()
+    wrong = [line.replace("=", "=wrong", 1) if line.startswith(("REDIS_PASSWORD=", "POSTGRES_PASSWORD=")) else line
+             for line in lines]
+    (checkout / "bad.env").write_text("\n".join(wrong) + "\n")
+    try:
+        result = worker_host(checkout, "worker-host", env_file="bad.env", QUEUE="cpu", WORKERS="1",
+                             HOST_NAME="badcreds")
+    finally:
+        worker_host(checkout, "worker-host-down", env_file="bad.env", HOST_NAME="badcreds")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out[-3000:]
+    assert "REDIS_PASSWORD in worker.env was refused by the broker" in out, out[-3000:]
+    assert "POSTGRES_PASSWORD in worker.env was refused by the metadata database" in out, out[-3000:]
+    assert "badcreds" not in worker_hosts(stack).values()
+
+
+def test_a_cpu_host_joins_takes_tasks_and_its_logs_are_read_by_the_core(stack, checkout):
+    started = datetime.now(UTC)
+    result = worker_host(checkout, "worker-host", QUEUE="cpu", WORKERS="2", HOST_NAME=HOST2)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    joined = (datetime.now(UTC) - started).total_seconds()
+    assert list(worker_hosts(stack, online=True).values()).count(HOST2) == 2, worker_hosts(stack, online=True)
+    run_id = stack.trigger("scaleout", device="cpu", data=SCALE_OUT, max_cells=40, classifier="off")
+    assert stack.wait(run_id) == "success", stack.explain(run_id)
+    tasks = runners(stack, run_id)
+    per_host = {host: [ti for ti in tasks if host_of(stack, ti) == host] for host in ("core", HOST2)}
+    first = min((datetime.fromisoformat(ti["start_date"]) for ti in per_host[HOST2]), default=None)
+    print(f"\nmake worker-host: healthy workers after {joined:.0f}s, first runner task on {HOST2} "
+          f"{(first - started).total_seconds() if first else float('nan'):.0f}s after it began (the run was "
+          f"triggered once it returned); runner tasks per host: { {h: len(t) for h, t in per_host.items()} }")
+    assert all(per_host.values()) and sum(map(len, per_host.values())) == 10, per_host
+    for i in range(10):
+        assert (stack.results / run_id / f"{SCALE_OUT}__s{i}" / "metrics.json").is_file(), i
+    log = stack.api.log_tail(per_host[HOST2][0], 50) or ""
+    assert '"ok":true' in log and "Could not read served logs" not in log, log[-2000:]
+    # The worker host's runners reached the core's statsd-exporter through its relay.
+    metrics = requests.get(stack.statsd_metrics, timeout=30).text
+    for i in range(10):
+        assert f'helical_runner_cells_per_second{{dataset="{SCALE_OUT}__s{i}",device="cpu"}}' in metrics, i
+
+
+def test_device_auto_routes_to_a_gpu_host(stack, checkout):
+    result = worker_host(checkout, "worker-host", QUEUE="gpu-test", WORKERS="1", HOST_NAME=GPU_HOST)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    try:
+        run_id = stack.trigger("scaleout_auto", device="auto", data=f"{SCALE_OUT}/s0.h5ad", max_cells=40)
+        assert stack.wait(run_id) == "success", stack.explain(run_id)
+        (runner,) = runners(stack, run_id, "run_runner_gpu")
+        assert runner["queue"] == "gpu" and host_of(stack, runner) == GPU_HOST, runner
+        assert "gpu mode test" in (stack.api.log_tail(runner, 400) or "")
+    finally:
+        worker_host(checkout, "worker-host-down", HOST_NAME=GPU_HOST)
+
+
+def test_a_host_that_dies_mid_run_leaves_a_successful_run(stack, checkout):
+    run_id = stack.trigger("scaleout_dies", device="cpu", data=SCALE_OUT, classifier="off")
+    deadline = time.monotonic() + 300
+    while not any(ti["state"] == "running" and host_of(stack, ti) == HOST2 for ti in runners(stack, run_id)):
+        assert time.monotonic() < deadline, f"no task ran on {HOST2}:\n{stack.explain(run_id)}"
+        time.sleep(1)
+    # A machine dying: its workers and its runner containers stop at once, nothing shuts down cleanly.
+    project = f"helical-{HOST2}"
+    containers = [c for flt in (f"label=com.docker.compose.project={project}", f"network={project}_runners")
+                  for c in subprocess.run(["docker", "ps", "-q", "--filter", flt], capture_output=True, text=True,
+                                          check=True).stdout.split()]
+    subprocess.run(["docker", "kill", *containers], capture_output=True, check=True)
+    killed = time.monotonic()
+    assert stack.wait(run_id) == "success", stack.explain(run_id)
+    tasks = runners(stack, run_id)
+    retried = [ti for ti in tasks if ti["try_number"] > 1]
+    print(f"\n{HOST2} killed mid-run: the run succeeded {time.monotonic() - killed:.0f}s later; "
+          f"{len(retried)} runner task(s) retried, on {sorted({host_of(stack, ti) for ti in retried})}")
+    assert retried and {host_of(stack, ti) for ti in retried} == {"core"}, retried
+    assert all(ti["state"] == "success" for ti in tasks) and len(tasks) == 10
+    for i in range(10):
+        assert (stack.results / run_id / f"{SCALE_OUT}__s{i}" / "metrics.json").is_file(), i
