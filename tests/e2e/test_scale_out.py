@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,6 +55,29 @@ def checkout(stack, tmp_path_factory) -> Iterator[Path]:
     shutil.rmtree(folder)
 
 
+def project_started(name: str) -> bool:
+    return bool(subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={name}"],
+                               capture_output=True, text=True, check=True).stdout.split())
+
+
+@pytest.fixture(scope="module")
+def hosts(checkout) -> dict[str, float]:
+    """Two worker hosts: host2 (2 CPU workers) and host2gpu (one gpu-test worker), their `up`s overlapping (each
+    builds first: the second starts once the first is past its builds). {host: seconds make worker-host took}."""
+    def join(queue: str, workers: str, host: str) -> float:
+        started = time.monotonic()
+        result = worker_host(checkout, "worker-host", QUEUE=queue, WORKERS=workers, HOST_NAME=host)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+        return time.monotonic() - started
+
+    with ThreadPoolExecutor(2) as pool:
+        cpu = pool.submit(join, "cpu", "2", HOST2)
+        while not (cpu.done() or project_started(f"helical-{HOST2}")):
+            time.sleep(1)
+        gpu = pool.submit(join, "gpu-test", "1", GPU_HOST)
+        return {HOST2: cpu.result(), GPU_HOST: gpu.result()}
+
+
 def worker_hosts(stack, online: bool = False) -> dict[str, str]:
     """{container hostname: host name} of the workers Flower knows (<queue>@<host>.<container>)."""
     status = requests.get(f"{stack.flower}/api/workers", params={"status": "true"}, auth=stack.flower_auth,
@@ -87,20 +111,19 @@ def test_wrong_credentials_fail_at_start_naming_them(stack, checkout):
     assert "badcreds" not in worker_hosts(stack).values()
 
 
-def test_a_cpu_host_joins_takes_tasks_and_its_logs_are_read_by_the_core(stack, checkout):
+def test_a_cpu_host_joins_takes_tasks_and_its_logs_are_read_by_the_core(stack, hosts):
+    joined = hosts[HOST2]
+    online = list(worker_hosts(stack, online=True).values())
+    assert online.count(HOST2) == 2 and online.count(GPU_HOST) == 1, online
     started = datetime.now(UTC)
-    result = worker_host(checkout, "worker-host", QUEUE="cpu", WORKERS="2", HOST_NAME=HOST2)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    joined = (datetime.now(UTC) - started).total_seconds()
-    assert list(worker_hosts(stack, online=True).values()).count(HOST2) == 2, worker_hosts(stack, online=True)
     run_id = stack.trigger("scaleout", device="cpu", data=SCALE_OUT, max_cells=40, classifier="off")
     assert stack.wait(run_id) == "success", stack.explain(run_id)
     tasks = runners(stack, run_id)
     per_host = {host: [ti for ti in tasks if host_of(stack, ti) == host] for host in ("core", HOST2)}
     first = min((datetime.fromisoformat(ti["start_date"]) for ti in per_host[HOST2]), default=None)
-    print(f"\nmake worker-host: healthy workers after {joined:.0f}s, first runner task on {HOST2} "
-          f"{(first - started).total_seconds() if first else float('nan'):.0f}s after it began (the run was "
-          f"triggered once it returned); runner tasks per host: { {h: len(t) for h, t in per_host.items()} }")
+    print(f"\nmake worker-host: healthy workers after {joined:.0f}s (gpu-test host: {hosts[GPU_HOST]:.0f}s); the "
+          f"first runner task on {HOST2} started {(first - started).total_seconds() if first else float('nan'):.0f}s "
+          f"after the trigger; runner tasks per host: { {h: len(t) for h, t in per_host.items()} }")
     assert all(per_host.values()) and sum(map(len, per_host.values())) == 10, per_host
     for i in range(10):
         assert (stack.results / run_id / f"{SCALE_OUT}__s{i}" / "metrics.json").is_file(), i
@@ -112,9 +135,7 @@ def test_a_cpu_host_joins_takes_tasks_and_its_logs_are_read_by_the_core(stack, c
         assert f'helical_runner_cells_per_second{{dataset="{SCALE_OUT}__s{i}",device="cpu"}}' in metrics, i
 
 
-def test_device_auto_routes_to_a_gpu_host(stack, checkout):
-    result = worker_host(checkout, "worker-host", QUEUE="gpu-test", WORKERS="1", HOST_NAME=GPU_HOST)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+def test_device_auto_routes_to_a_gpu_host(stack, checkout, hosts):
     try:
         run_id = stack.trigger("scaleout_auto", device="auto", data=f"{SCALE_OUT}/s0.h5ad", max_cells=40)
         assert stack.wait(run_id) == "success", stack.explain(run_id)
@@ -125,8 +146,8 @@ def test_device_auto_routes_to_a_gpu_host(stack, checkout):
         worker_host(checkout, "worker-host-down", HOST_NAME=GPU_HOST)
 
 
-def test_a_host_that_dies_mid_run_leaves_a_successful_run(stack, checkout):
-    run_id = stack.trigger("scaleout_dies", device="cpu", data=SCALE_OUT, classifier="off")
+def test_a_host_that_dies_mid_run_leaves_a_successful_run(stack, hosts):
+    run_id = stack.trigger("scaleout_dies", device="cpu", data=SCALE_OUT, max_cells=40, classifier="off")
     deadline = time.monotonic() + 300
     while not any(ti["state"] == "running" and host_of(stack, ti) == HOST2 for ti in runners(stack, run_id)):
         assert time.monotonic() < deadline, f"no task ran on {HOST2}:\n{stack.explain(run_id)}"
