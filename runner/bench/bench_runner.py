@@ -16,6 +16,12 @@ ru_maxrss would include the benchmark parent's memory, which Linux carries acros
 
 Part 2, memory: peak RSS of the runner at N and 10*N synthetic cells with the tiny test model (target:
 ratio <= 1.3, i.e. memory does not grow with the number of cells beyond the outputs themselves).
+
+`--device cuda` (on a GPU machine; ../shared/gpu-bench/README.md without Docker) measures the GPU case instead:
+8,000 synthetic raw-count cells expressing ~1,500 of 4,000 real genes each (every sequence at scGPT's 1,200-gene
+cap, so no path pads and all compute the same function), the naive path (Helical's fp16 autocast) at batch 24,
+the runner in bf16 at batch 24, 64 and 256 and in fp32 at 64, each with the GPU's busy share while it embeds
+(nvidia-smi, sampled every 100 ms).
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ def run_measured(cmd: list[str], hwm_file: Path) -> tuple[str, float, float]:
     return proc.stdout, wall, float(hwm_file.read_text())
 
 
-def child_naive(model_dir: Path, data: Path, batch_size: int, out: Path) -> None:
+def child_naive(model_dir: Path, data: Path, batch_size: int, out: Path, device: str = "cpu") -> None:
     """The original runner's path, in this (child) process."""
     import anndata as ad
     import torch
@@ -97,35 +103,60 @@ def child_naive(model_dir: Path, data: Path, batch_size: int, out: Path) -> None
 
     configure_threads()
     dims, _ = read_dims(model_dir)
-    config = scGPTConfig(batch_size=batch_size, device="cpu", embsize=dims.embsize, nlayers=dims.nlayers,
+    config = scGPTConfig(batch_size=batch_size, device=device, embsize=dims.embsize, nlayers=dims.nlayers,
                          nheads=dims.nheads, d_hid=dims.d_hid)
     config.config["model_path"] = model_dir / "best_model.pt"
     config.config["list_of_files_to_download"] = []  # offline: the files are present
     model = scGPT(configurer=config)
     adata = ad.read_h5ad(data)
     started = time.perf_counter()
-    dataset = model.process_data(adata, use_raw_counts=False)
-    with torch.inference_mode():
+    # Raw counts (the GPU case) are checked as such; pbmc68k_reduced's values are log-normalised.
+    dataset = model.process_data(adata, use_raw_counts=device == "cuda")
+    with torch.inference_mode(), GpuBusy(device == "cuda") as gpu:
         embeddings = model.get_embeddings(dataset)
     seconds = time.perf_counter() - started
     np.save(out, np.asarray(embeddings, dtype=np.float32))
     out.with_suffix(".hwm").write_text(str(peak_rss_mib()))
-    print(json.dumps({"cells": int(adata.n_obs), "seconds": seconds, "cells_per_second": adata.n_obs / seconds}))
+    print(json.dumps({"cells": int(adata.n_obs), "seconds": seconds, "cells_per_second": adata.n_obs / seconds,
+                      "gpu_busy": gpu.busy()}))
 
 
-def runner_cmd(data: Path, model_dir: Path, out_dir: Path, batch_size: int, precision: str, hwm: Path) -> list[str]:
+def child_embed(model_dir: Path, data: Path, batch_size: int, precision: str) -> None:
+    """The runner's Embedder alone on the GPU, after a warm-up: its rate and the GPU's busy share while it runs."""
+    import anndata as ad
+
+    from helical_runner.embed import Embedder
+    from helical_runner.model import load_model
+    from helical_runner.validate import map_genes
+
+    loaded = load_model(model_dir, "cuda")
+    embedder = Embedder(loaded, "cuda", precision, batch_size)
+    adata = ad.read_h5ad(data)
+    mapping = map_genes(data, adata.var, loaded.vocab, None)
+    matrix = adata.X[:, mapping.columns].tocsr()
+    embedder.embed_matrix(matrix[:512], mapping.token_ids)  # CUDA context, kernels, allocator
+    chunks = (matrix[i:i + 2048] for i in range(0, matrix.shape[0], 2048))
+    with GpuBusy(True) as gpu:
+        started = time.perf_counter()
+        embedder.embed_chunks(chunks, matrix.shape[0], mapping.token_ids, "bench")
+        seconds = time.perf_counter() - started
+    print(json.dumps({"cells_per_second": matrix.shape[0] / seconds, "gpu_busy": gpu.busy()}))
+
+
+def runner_cmd(data: Path, model_dir: Path, out_dir: Path, batch_size: int, precision: str, hwm: Path,
+               device: str = "cpu") -> list[str]:
     return [sys.executable, str(HERE), "--child-measured", str(hwm),
             "--data", str(data), "--model-dir", str(model_dir),
             "--output-dir", str(out_dir), "--batch-size", str(batch_size), "--classifier", "off",
-            "--precision", precision, "--device", "cpu"]
+            "--precision", precision, "--device", device]
 
 
-def run_runner(data: Path, model_dir: Path, out_dir: Path, batch_size: int, precision: str
+def run_runner(data: Path, model_dir: Path, out_dir: Path, batch_size: int, precision: str, device: str = "cpu"
                ) -> tuple[dict, float, np.ndarray]:
     import anndata as ad
 
     hwm = out_dir.with_suffix(".hwm")
-    stdout, _, rss = run_measured(runner_cmd(data, model_dir, out_dir, batch_size, precision, hwm), hwm)
+    stdout, _, rss = run_measured(runner_cmd(data, model_dir, out_dir, batch_size, precision, hwm, device), hwm)
     summary = json.loads(stdout.strip().splitlines()[-1])
     entry = summary["datasets"][0]
     embeddings = ad.read_h5ad(Path(entry["output_dir"]) / "embeddings.h5ad").obsm["X_scgpt"]
@@ -172,6 +203,79 @@ def speed_part(work: Path, cells: int, batch_size: int, vocab: Path) -> None:
               f"{vs_naive[0]:10.4f}/{vs_naive[1]:.4f} {vs_ref[0]:10.4f}/{vs_ref[1]:.4f}")
 
 
+class GpuBusy:
+    """The GPU's utilisation (nvidia-smi: the share of each 100 ms with a kernel running) over a `with` block
+    that embeds and does nothing else; off (busy() is None) when `on` is false."""
+
+    def __init__(self, on: bool) -> None:
+        self.on, self.samples = on, []
+
+    def __enter__(self) -> GpuBusy:
+        if self.on:
+            self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu",
+                                          "--format=csv,noheader,nounits", "-lms", "100"],
+                                         stdout=subprocess.PIPE, text=True)
+            time.sleep(0.5)  # nvidia-smi's own start-up, so the first samples are the block's
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.on:
+            self.proc.terminate()
+            out, _ = self.proc.communicate()
+            self.samples = [int(line) for line in out.split() if line.strip().isdigit()]
+
+    def busy(self) -> float | None:
+        return float(np.mean(self.samples)) if self.samples else None
+
+
+def raw_counts(path: Path, n_cells: int, genes: list[str], expressed: int, seed: int = 0) -> None:
+    """Raw counts: each cell expresses `expressed` genes chosen at random (Poisson + 1 counts)."""
+    import anndata as ad
+    import pandas as pd
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    cols = np.concatenate([rng.choice(len(genes), expressed, replace=False) for _ in range(n_cells)])
+    matrix = sp.csr_matrix((rng.poisson(2.0, cols.size).astype(np.float32) + 1, cols,
+                            np.arange(n_cells + 1) * expressed), shape=(n_cells, len(genes)))
+    matrix.sort_indices()
+    ad.AnnData(X=matrix, var=pd.DataFrame(index=genes),
+               obs=pd.DataFrame(index=[f"c{i}" for i in range(n_cells)])).write_h5ad(path)
+
+
+def gpu_part(work: Path, cells: int, vocab: Path) -> None:
+    from helical_runner.model import SCGPT_DIMS as REAL
+    from helical_runner.test_model import write_test_model
+
+    model_dir = write_test_model(work / "model-real", vocab, REAL)
+    tokens = json.loads((model_dir / "vocab.json").read_text())
+    genes = [g for g in tokens if not g.startswith("<")][:4000]
+    data = work / "raw_counts.h5ad"
+    raw_counts(data, cells, genes, expressed=1500)
+    print(f"\n## GPU: {cells} raw-count cells, 1,500 of {len(genes)} genes expressed each (sequences at the "
+          f"1,200-gene cap), real scGPT dims ({REAL}), random weights\n")
+    results: dict[str, tuple[float, float | None, np.ndarray]] = {}
+    out = work / "naive.npy"
+    stdout, _, _ = run_measured([sys.executable, str(HERE), "--child-naive", str(model_dir), str(data), "24",
+                                 str(out), "cuda"], out.with_suffix(".hwm"))
+    naive = json.loads(stdout.strip().splitlines()[-1])
+    results["naive fp16 autocast, batch 24"] = (naive["cells_per_second"], naive["gpu_busy"], np.load(out))
+    for precision, batch in (("bf16", 24), ("bf16", 64), ("bf16", 256), ("fp32", 64)):
+        # cells/s and embeddings: the runner's CLI as shipped; GPU busy: its Embedder alone, warmed up.
+        entry, _, emb = run_runner(data, model_dir, work / f"out-{precision}-{batch}", batch, precision, "cuda")
+        alone = subprocess.run([sys.executable, str(HERE), "--child-embed", str(model_dir), str(data), str(batch),
+                                precision], capture_output=True, text=True, check=True)
+        busy = json.loads(alone.stdout.strip().splitlines()[-1])
+        results[f"runner {precision}, batch {batch}"] = (entry["cells_per_second"], busy["gpu_busy"], emb)
+        print(f"runner {precision}, batch {batch}: Embedder alone {busy['cells_per_second']:.0f} cells/s", flush=True)
+    naive_rate, _, naive_emb = results["naive fp16 autocast, batch 24"]
+    print(f"\n{'path':<32} {'cells/s':>8} {'x naive':>8} {'GPU busy %':>11} {'cos vs naive min/mean':>22}")
+    for name, (rate, busy, emb) in results.items():
+        low, mean = cosine(emb, naive_emb)
+        print(f"{name:<32} {rate:8.0f} {rate / naive_rate:8.2f} {busy if busy is not None else float('nan'):11.0f} "
+              f"{low:12.4f}/{mean:.4f}")
+
+
 def synthetic(path: Path, n_cells: int, genes: list[str], seed: int = 0) -> None:
     """Raw counts, ~15% of genes expressed per cell, written in one go (the parent's memory is not measured)."""
     import anndata as ad
@@ -205,13 +309,19 @@ def memory_part(work: Path, small: int, batch_size: int) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-naive":
         model_dir, data, bs, out = sys.argv[2:6]
-        child_naive(Path(model_dir), Path(data), int(bs), Path(out))
+        child_naive(Path(model_dir), Path(data), int(bs), Path(out), *sys.argv[6:7])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-embed":
+        model_dir, data, bs, precision = sys.argv[2:6]
+        child_embed(Path(model_dir), Path(data), int(bs), precision)
         return
     if len(sys.argv) > 2 and sys.argv[1] == "--child-measured":
         child_measured(Path(sys.argv[2]), sys.argv[3:])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cells", type=int, default=300, help="cells for the real-dims speed part")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: the GPU case instead of the CPU speed and memory parts")
+    parser.add_argument("--cells", type=int, help="cells for the speed part (default 300 on cpu, 8000 on cuda)")
     parser.add_argument("--batch-size", type=int, default=24, help="both paths (Helical's default)")
     parser.add_argument("--memory-cells", type=int, default=10_000, help="memory part: this and 10x as many")
     parser.add_argument("--vocab", type=Path, default=Path(os.environ.get("HELICAL_TEST_VOCAB", DEFAULT_VOCAB)),
@@ -225,8 +335,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
+        if args.device == "cuda":
+            gpu_part(work, args.cells or 8000, args.vocab)
+            return
         if not args.skip_speed:
-            speed_part(work, args.cells, args.batch_size, args.vocab)
+            speed_part(work, args.cells or 300, args.batch_size, args.vocab)
         if not args.skip_memory:
             memory_part(work, args.memory_cells, 64)
 

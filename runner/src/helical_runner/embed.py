@@ -5,31 +5,77 @@ Per chunk it uses Helical's own pieces: `Dataset` (tokenise: non-zero genes + <c
 call `scGPT.process_data` on the chunk because that would (a) try a network Ensembl lookup via
 `ensure_gene_symbols` and (b) mutate the AnnData; gene mapping is done once per file in validate.py.
 
-Three departures from `scGPT.get_embeddings`, each measured in bench/bench_runner.py:
+Helical's `Dataset` and `DataCollator` are replaced by batches.py, which builds the same tensors from the CSR
+rows in one pass per batch (runner/tests checks they are equal). Departures from `scGPT.get_embeddings`, each
+measured in bench/bench_runner.py:
 - cells are sorted by gene count within a chunk, so a batch pads to similar lengths (less wasted work);
 - the "cell" mean excludes padding positions. Helical averages over the padded length too, which makes
   a cell's embedding depend on which cells share its batch; excluding them makes it a property of the
   cell alone (identical to Helical with batch_size=1);
-- bfloat16 autocast where the hardware has native bf16 (PRECISION=auto), fp32 otherwise.
+- bfloat16 where the hardware has native bf16 (PRECISION=auto), fp32 otherwise: autocast on CPU; on CUDA the
+  weights themselves, which lets PyTorch's fused encoder run (autocast turns that path off);
+- on CUDA the next batches are built by a background thread into pinned memory and copied without blocking,
+  so the GPU does not wait for the CPU between batches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import queue
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from helical_runner.batches import BatchBuilder
 from helical_runner.model import LoadedModel
 
 LOG = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 10.0
+# Batches built ahead of the GPU: enough to hide one slow batch, few enough to keep pinned memory small.
+PREFETCH_BATCHES = 3
+
+T = TypeVar("T")
+
+
+def prefetched(items: Iterable[T], depth: int) -> Iterator[T]:
+    """`items`, produced by a background thread up to `depth` ahead; its exception is raised here."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    done, stop = object(), threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(done)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ready.put(exc)
+
+    thread = threading.Thread(target=produce, name="batch-prefetch", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def cgroup_cpu_limit() -> int | None:
@@ -77,7 +123,6 @@ class Progress:
 class Embedder:
     def __init__(self, loaded: LoadedModel, device: str, precision: str, batch_size: int) -> None:
         import torch
-        from helical.models.scgpt.data_collator import DataCollator
 
         self.loaded = loaded
         self.model = loaded.helical.model
@@ -87,44 +132,72 @@ class Embedder:
         self.precision = precision
         self.batch_size = batch_size
         self.pad_id = self.vocab[self.config["pad_token"]]
-        self.collator = DataCollator(
-            do_padding=True, pad_token_id=self.pad_id, pad_value=self.config["pad_value"], do_mlm=False,
-            do_binning=True, max_length=self.config["MAX_LENGTH"], sampling=True, keep_first_n_tokens=1,
-        )
+        self.builder = BatchBuilder(cls_id=self.vocab["<cls>"], pad_id=self.pad_id,
+                                    pad_value=self.config["pad_value"], max_length=self.config["MAX_LENGTH"])
+        self.on_gpu = self.device.type == "cuda"
+        # bf16 weights on CUDA (PyTorch's fused encoder path); autocast on CPU, whose bf16 kernels want fp32 weights.
+        self.weights_dtype = torch.bfloat16 if self.on_gpu and precision == "bf16" else torch.float32
+        if self.weights_dtype != torch.float32:
+            self.model.to(self.weights_dtype)
+        self.model.eval()
 
     def _autocast(self):
         import torch
 
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        enabled = self.precision == "bf16" and self.weights_dtype == torch.float32
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _batches(self, matrix: sp.csr_matrix, token_ids: np.ndarray, order: np.ndarray) -> Iterator[tuple]:
+        """(rows, genes, expr) per batch, as tensors ready to copy (pinned on CUDA)."""
+        import torch
+
+        for start in range(0, order.size, self.batch_size):
+            rows = order[start:start + self.batch_size]
+            genes, expr = (torch.from_numpy(a) for a in self.builder.build(matrix, token_ids, rows))
+            if self.on_gpu:
+                genes, expr = genes.pin_memory(), expr.pin_memory()
+            yield rows, genes, expr
 
     def embed_matrix(self, matrix, token_ids: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """Embeddings (cells x embsize, L2-normalised float32) for one CSR chunk; NaN rows for cells without genes."""
         import torch
-        from helical.models.scgpt.dataset import Dataset
 
         matrix = matrix.tocsr(copy=True)
         matrix.eliminate_zeros()  # stored zeros would otherwise count as expressed genes
+        matrix.sort_indices()  # genes in column order, as Helical's dense rows give them
         lengths = np.diff(matrix.indptr)
         out = np.full((matrix.shape[0], self.loaded.dims.embsize), np.nan, dtype=np.float32)
-        dataset = Dataset(matrix, token_ids, self.vocab, self.config)
         order = np.flatnonzero(lengths > 0)
         order = order[np.argsort(lengths[order], kind="stable")]
-        with torch.inference_mode(), self._autocast():
-            for start in range(0, order.size, self.batch_size):
-                batch = order[start:start + self.batch_size]
-                data = self.collator([dataset[int(i)] for i in batch])
-                genes = data["gene"].to(self.device)
+        batches = self._batches(matrix, token_ids, order)
+        if self.on_gpu:
+            batches = prefetched(batches, PREFETCH_BATCHES)
+        done = []  # (rows, embeddings on the device): read back once the chunk is queued, not per batch
+        # closing: a failure here (CUDA out of memory...) stops the prefetch thread at once.
+        with contextlib.closing(batches), torch.inference_mode(), self._autocast():
+            for rows, genes_cpu, expr_cpu in batches:
+                genes = genes_cpu.to(self.device, non_blocking=True)
+                expr = expr_cpu.to(self.device, dtype=self.weights_dtype, non_blocking=True)
                 pad = genes.eq(self.pad_id)
-                hidden = self.model._encode(genes, data["expr"].to(self.device), src_key_padding_mask=pad)
+                hidden = self.model._encode(genes, expr, src_key_padding_mask=pad)
                 keep = (~pad[:, 1:]).unsqueeze(-1).to(torch.float32)
                 summed = (hidden[:, 1:, :].to(torch.float32) * keep).sum(dim=1)
                 mean = summed / keep.sum(dim=1).clamp(min=1.0)
-                out[batch] = torch.nn.functional.normalize(mean, dim=1).cpu().numpy()
-                if progress is not None:
-                    progress.advance(batch.size)
+                done.append((rows, torch.nn.functional.normalize(mean, dim=1)))
+                if not self.on_gpu:
+                    self._read_back(done, out, progress)
+            self._read_back(done, out, progress)
         if progress is not None:
             progress.advance(int((lengths == 0).sum()))  # cells without genes count as done
         return out
+
+    @staticmethod
+    def _read_back(done: list, out: np.ndarray, progress: Progress | None) -> None:
+        for rows, embeddings in done:
+            out[rows] = embeddings.cpu().numpy()
+            if progress is not None:
+                progress.advance(rows.size)
+        done.clear()
 
     def embed_chunks(self, chunks: Iterable[sp.csr_matrix], n_cells: int, token_ids: np.ndarray,
                      name: str) -> np.ndarray:
