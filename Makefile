@@ -5,10 +5,11 @@ SHELL := /bin/bash
 
 # .env is the one source of settings (created on first use); its variables reach compose and the scripts.
 # A worker host has no .env: its settings come from the worker.env the core wrote (make worker-env).
+WORKER_ENV ?= worker.env
 ifeq ($(filter worker-host worker-host-down,$(MAKECMDGOALS)),)
 -include .env
 else
--include $(or $(WORKER_ENV),worker.env)
+-include $(WORKER_ENV)
 endif
 export
 
@@ -117,7 +118,6 @@ certs: ## The cluster's private CA and the core's TLS certificate, in certs/ (ma
 	@test -n "$(CLUSTER_BIND_ADDRESS)" || { echo "set CLUSTER_BIND_ADDRESS in .env first (docs/scale-out.md)"; exit 2; }
 	@config/make-certs.sh certs $(or $(CLUSTER_ADVERTISE_ADDRESS),$(CLUSTER_BIND_ADDRESS))
 
-WORKER_ENV ?= worker.env
 .PHONY: worker-env
 worker-env: .env ## On the core: write worker.env (mode 600), the one file a worker host needs
 	@config/make-worker-env.sh $(WORKER_ENV)

@@ -108,7 +108,7 @@ def database_problem(url: str) -> str | None:
     import psycopg2
     from sqlalchemy.engine import make_url
 
-    parsed = make_url(url.removeprefix("db+"))
+    parsed = make_url(url)
     where = f"the metadata database at {parsed.host}:{parsed.port}"
     try:
         psycopg2.connect(host=parsed.host, port=parsed.port, user=parsed.username, password=parsed.password,
@@ -169,7 +169,7 @@ def check() -> int:
     if not problems:  # without the CA the TLS checks would only repeat that
         steps: list[Callable[[], str | None]] = [
             lambda: broker_problem(env["AIRFLOW__CELERY__BROKER_URL"], ca_file),
-            lambda: database_problem(env["AIRFLOW__CELERY__RESULT_BACKEND"]),
+            lambda: database_problem(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]),
             lambda: execution_api_problem(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]),
         ]
         problems += [p for p in (step() for step in steps) if p]

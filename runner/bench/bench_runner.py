@@ -228,21 +228,6 @@ class GpuBusy:
         return float(np.mean(self.samples)) if self.samples else None
 
 
-def raw_counts(path: Path, n_cells: int, genes: list[str], expressed: int, seed: int = 0) -> None:
-    """Raw counts: each cell expresses `expressed` genes chosen at random (Poisson + 1 counts)."""
-    import anndata as ad
-    import pandas as pd
-    import scipy.sparse as sp
-
-    rng = np.random.default_rng(seed)
-    cols = np.concatenate([rng.choice(len(genes), expressed, replace=False) for _ in range(n_cells)])
-    matrix = sp.csr_matrix((rng.poisson(2.0, cols.size).astype(np.float32) + 1, cols,
-                            np.arange(n_cells + 1) * expressed), shape=(n_cells, len(genes)))
-    matrix.sort_indices()
-    ad.AnnData(X=matrix, var=pd.DataFrame(index=genes),
-               obs=pd.DataFrame(index=[f"c{i}" for i in range(n_cells)])).write_h5ad(path)
-
-
 def gpu_part(work: Path, cells: int, vocab: Path) -> None:
     from helical_runner.model import SCGPT_DIMS as REAL
     from helical_runner.test_model import write_test_model
@@ -251,7 +236,7 @@ def gpu_part(work: Path, cells: int, vocab: Path) -> None:
     tokens = json.loads((model_dir / "vocab.json").read_text())
     genes = [g for g in tokens if not g.startswith("<")][:4000]
     data = work / "raw_counts.h5ad"
-    raw_counts(data, cells, genes, expressed=1500)
+    synthetic(data, cells, genes, expressed=1500)
     print(f"\n## GPU: {cells} raw-count cells, 1,500 of {len(genes)} genes expressed each (sequences at the "
           f"1,200-gene cap), real scGPT dims ({REAL}), random weights\n")
     results: dict[str, tuple[float, float | None, np.ndarray]] = {}
@@ -276,14 +261,21 @@ def gpu_part(work: Path, cells: int, vocab: Path) -> None:
               f"{low:12.4f}/{mean:.4f}")
 
 
-def synthetic(path: Path, n_cells: int, genes: list[str], seed: int = 0) -> None:
-    """Raw counts, ~15% of genes expressed per cell, written in one go (the parent's memory is not measured)."""
+def synthetic(path: Path, n_cells: int, genes: list[str], seed: int = 0, expressed: int | None = None) -> None:
+    """Raw counts (Poisson + 1), written in one go (the parent's memory is not measured): ~15% of the genes
+    expressed per cell, or exactly `expressed` genes per cell, chosen at random."""
     import anndata as ad
     import pandas as pd
     import scipy.sparse as sp
 
     rng = np.random.default_rng(seed)
-    matrix = sp.random(n_cells, len(genes), density=0.15, format="csr", random_state=rng, dtype=np.float32)
+    if expressed is None:
+        matrix = sp.random(n_cells, len(genes), density=0.15, format="csr", random_state=rng, dtype=np.float32)
+    else:
+        cols = np.concatenate([rng.choice(len(genes), expressed, replace=False) for _ in range(n_cells)])
+        matrix = sp.csr_matrix((np.ones(cols.size, dtype=np.float32), cols, np.arange(n_cells + 1) * expressed),
+                               shape=(n_cells, len(genes)))
+        matrix.sort_indices()
     matrix.data = rng.poisson(2.0, size=matrix.data.size).astype(np.float32) + 1
     obs = pd.DataFrame({"cell_type": pd.Categorical(rng.choice(["A", "B", "C"], n_cells))},
                        index=[f"c{i}" for i in range(n_cells)])

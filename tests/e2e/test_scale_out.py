@@ -19,6 +19,8 @@ import pytest
 import requests
 
 from harness import E2E, ROOT, make
+from loadtest.flower import worker_status
+from loadtest.stats import hosts_by_container
 
 HOST2, GPU_HOST = "host2", "host2gpu"
 SCALE_OUT = "scaleout"  # the datasets of these runs: copies of synthetic_counts in data/scaleout/
@@ -79,11 +81,9 @@ def hosts(checkout) -> dict[str, float]:
 
 
 def worker_hosts(stack, online: bool = False) -> dict[str, str]:
-    """{container hostname: host name} of the workers Flower knows (<queue>@<host>.<container>)."""
-    status = requests.get(f"{stack.flower}/api/workers", params={"status": "true"}, auth=stack.flower_auth,
-                          timeout=30).json()
-    nodes = [name.split("@", 1)[1] for name, up in status.items() if up or not online]
-    return {node.split(".", 1)[1]: node.split(".", 1)[0] for node in nodes}
+    """{container hostname: host name} of the workers Flower knows, as the load test's report reads them."""
+    status = worker_status(stack.flower, *stack.flower_auth)
+    return hosts_by_container(name for name, up in status.items() if up or not online)
 
 
 def runners(stack, run_id: str, task_id: str = "run_runner_cpu") -> list[dict]:

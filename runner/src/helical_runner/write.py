@@ -63,19 +63,16 @@ def ensure_writable(output_dir: Path) -> None:
     the shared filesystem, and a read-only, stale or failing mount is that host's fault, so its OSError (exit 3)
     is retried, on another host if this one stays broken.
     """
+    probe = output_dir / staging_name("write-probe")
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
     except PermissionError:
-        pass
-    if not os.access(output_dir, os.W_OK):
         raise ConfigError(
             f"OUTPUT_DIR {output_dir} is not writable by uid {os.getuid()}: run the container with "
             '--user "$(id -u):$(id -g)" (the owner of the folder), or make the folder writable'
-        )
-    probe = output_dir / staging_name("write-probe")
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
+        ) from None
     except OSError as err:
         raise OSError(err.errno, f"cannot write a file in OUTPUT_DIR {output_dir} ({err.strerror}): check this "
                                  "host's mount of the results folder (the shared filesystem, docs/scale-out.md)"
