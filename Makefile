@@ -232,11 +232,37 @@ bench-runner: ## Runner vs naive Helical path at real scGPT dims, in the runner 
 	docker run --rm -v $(SCGPT_VOCAB):/vocab.json:ro -e HELICAL_TEST_VOCAB=/vocab.json helical-runner:test \
 	  python /app/bench/bench_runner.py $(BENCH_ARGS) | tee docs/benchmarks/runner.txt
 
+.PHONY: bench-first-runner
+bench-first-runner: venv ## Trigger -> first runner container on the running, idle stack; output to docs/benchmarks/
+	$(VENV)/bin/python scripts/bench_first_runner.py --runs $(or $(RUNS),10) | tee docs/benchmarks/first-runner.txt
+
+.PHONY: bench-startup
+bench-startup: runner-image venv ## docker run -> first batch per stage, test model; output to docs/benchmarks/
+	$(VENV)/bin/python runner/bench/bench_startup.py --image $(RUNNER_CPU_IMAGE) | tee docs/benchmarks/startup.txt
+
+# The orchestration alone (docs/benchmarks/README.md): workers run NOOP_IMAGE, a runner that only sleeps, with
+# RUNNER_SLOTS out of the way; WORKERS=1 then 3 under the same load. The stack is put back as it was afterwards.
+NOOP_IMAGE := helical-runner:noop
+NOOP := RUNNER_CPU_IMAGE=$(NOOP_IMAGE)
+POOL_SET = $(COMPOSE) exec -T airflow-scheduler airflow pools set helical_cpu_runners
+.PHONY: bench-orchestration
+bench-orchestration: venv ## Load test with a no-op runner, WORKERS=1 vs 3 (a running stack); output to docs/benchmarks/
+	docker build -q -t $(NOOP_IMAGE) runner/bench/noop
+	$(POOL_SET) 64 "benchmark: no-op runners" >/dev/null
+	$(NOOP) $(COMPOSE) up -d --no-deps --wait docker-policy
+	$(VENV)/bin/python scripts/load_test.py --runs $(or $(RUNS),24) --concurrency $(or $(CONCURRENCY),12) \
+	  --device cpu --compare-workers 1,3 --scale-cmd '$(MAKE) scale WORKERS={n} $(NOOP)' \
+	  --flower-url http://127.0.0.1:$(or $(FLOWER_PORT),5555) --out docs/benchmarks/orchestration-noop --no-progress \
+	  || status=$$?; \
+	$(POOL_SET) "$${RUNNER_SLOTS:-$$(nproc)}" "CPU runner containers at once (RUNNER_SLOTS in .env)" >/dev/null; \
+	$(COMPOSE) up -d --no-deps --wait docker-policy && $(MAKE) scale WORKERS=$(or $(WORKERS),2); exit $${status:-0}
+
 .PHONY: load-test
-load-test: venv ## make load-test RUNS=20 CONCURRENCY=5 DEVICE=auto [MAX_CELLS=100 DATA=glob COMPARE_WORKERS=1,3]
+load-test: venv ## make load-test RUNS=20 CONCURRENCY=5 DEVICE=auto [MAX_CELLS=100 DATA=glob PACK=10 COMPARE_WORKERS=1,3]
 	$(VENV)/bin/python scripts/load_test.py --runs $(or $(RUNS),10) --concurrency $(or $(CONCURRENCY),5) \
 	  --flower-url http://127.0.0.1:$(or $(FLOWER_PORT),5555) \
 	  --device $(or $(DEVICE),auto) $(if $(MAX_CELLS),--max-cells $(MAX_CELLS)) $(if $(DATA),--data '$(DATA)') \
+	  $(if $(PACK),--datasets-per-task $(PACK)) \
 	  $(if $(COMPARE_WORKERS),--compare-workers $(COMPARE_WORKERS))
 
 .PHONY: lock

@@ -1,7 +1,8 @@
 """helical_model_workflow: scGPT embeddings (and an optional cell-type classifier) for every dataset in ./data.
 
-discover_datasets -> choose_queue (branch) -> run_runner_cpu[] | run_runner_gpu[] -> summarize
-One mapped runner container per dataset, so datasets spread over the workers of the chosen queue. The queue
+discover_datasets + choose_queue (branch, beside it) -> run_runner_cpu[] | run_runner_gpu[] -> summarize
+One mapped runner container per pack of `datasets_per_task` datasets (default one each), so datasets spread over
+the workers of the chosen queue; packing many small files pays a container's start-up once per pack. The queue
 is chosen at run time from the `device` param and the queues that live Celery workers consume.
 """
 
@@ -15,6 +16,10 @@ from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 from helical_workflow.contract import CLASSIFIER_MODES, CPU_QUEUE, DEVICE_PARAMS, GPU_QUEUE
 from helical_workflow.operator import RunnerOperator
 from helical_workflow.settings import RUNNER_POOL
+
+# Datasets per runner container unless a run asks otherwise: one, so no dataset waits for another's
+# container; docs/benchmarks/README.md measures what packing small files gains.
+DATASETS_PER_TASK = 1
 
 RUNNER_TASK = {CPU_QUEUE: "run_runner_cpu", GPU_QUEUE: "run_runner_gpu"}
 
@@ -43,6 +48,9 @@ with DAG(
                            description="Seeded, label-stratified subsample; 0 keeps every cell."),
         "classifier": Param("auto", enum=list(CLASSIFIER_MODES), title="Cell-type classifier",
                             description="auto trains one when the dataset has labels with 2+ classes."),
+        "datasets_per_task": Param(DATASETS_PER_TASK, type="integer", minimum=1, title="Datasets per container",
+                                   description="Pack small datasets so a container's start-up is paid once per "
+                                               "pack; outputs, errors and metrics stay per dataset."),
         "batch_size": Param(None, type=["null", "integer"], minimum=1, maximum=1024, title="Batch size",
                             description="Cells per forward pass; empty = the runner's default."),
     },
@@ -50,44 +58,53 @@ with DAG(
 ) as dag:
 
     @task
-    def discover_datasets() -> list[dict[str, str | None]]:
-        """Every selected .h5ad as the runner sees it (/data/...), with its output name, unique within the run."""
+    def discover_datasets() -> list[dict[str, Any]]:
+        """Every selected .h5ad as the runner sees it (/data/...), with its output name, unique within the run,
+        in packs of `datasets_per_task`: one mapped runner task each."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from helical_workflow.discovery import DataPatternError, plan_datasets
+        from helical_workflow.discovery import DataPatternError, pack_datasets, plan_datasets
         from helical_workflow.discovery import discover_datasets as discover
         from helical_workflow.settings import load_settings
 
         params = get_current_context()["params"]
         try:
-            return plan_datasets(discover(load_settings().worker_data_dir, params["data"]))
+            planned = plan_datasets(discover(load_settings().worker_data_dir, params["data"]))
         except DataPatternError as err:
             raise AirflowFailException(str(err)) from err
+        return pack_datasets(planned, int(params.get("datasets_per_task") or DATASETS_PER_TASK))
 
     @task.branch
-    def choose_queue(datasets: list[dict[str, str | None]]) -> str:
-        """Ask Celery which queues live workers consume, then route; device=gpu without one fails fast."""
+    def choose_queue() -> str:
+        """Ask Celery which queues live workers consume, then route; device=gpu without one fails fast.
+
+        Beside discover_datasets, not after it: a run reaches its runners one task start sooner.
+        """
         from airflow.providers.celery.executors.celery_executor_utils import app as celery_app
         from airflow.sdk.exceptions import AirflowFailException
 
-        from helical_workflow.routing import NoGpuWorkerError, live_queues, route_to_queue
+        from helical_workflow.routing import NoGpuWorkerError, live_queues, registered_workers, route_to_queue
 
         device = get_current_context()["params"]["device"]
-        # Live workers answer a broadcast within milliseconds; the timeout bounds how long we wait for the rest.
-        queues = live_queues(celery_app.control.inspect(timeout=2).active_queues())
+        queues: set[str] = set()
+        if device != "cpu":  # cpu needs no worker census
+            # Live workers answer within milliseconds: wait for as many replies as workers registered, and
+            # bound the wait for the rest (a worker killed without shutting down stays registered).
+            inspect = celery_app.control.inspect(timeout=2, limit=registered_workers(celery_app))
+            queues = live_queues(inspect.active_queues())
         try:
             queue = route_to_queue(device, queues)
         except NoGpuWorkerError as err:
             raise AirflowFailException(str(err)) from err
-        print(f"device={device}: live queues {sorted(queues)} -> queue {queue} for {len(datasets)} dataset(s)")
+        print(f"device={device}: live queues {sorted(queues) or 'not asked'} -> queue {queue}")
         return RUNNER_TASK[queue]
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def summarize(planned: list[dict[str, str | None]] | None) -> dict[str, Any]:
+    def summarize(packs: list[dict[str, Any]] | None) -> dict[str, Any]:
         """results/<run_id>/summary.json from the datasets' metrics.json and errors; fails if any dataset has none."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from helical_workflow.discovery import safe_run_id
+        from helical_workflow.discovery import planned_of, safe_run_id
         from helical_workflow.settings import load_settings
         from helical_workflow.summary import (
             build_summary,
@@ -99,21 +116,21 @@ with DAG(
 
         run_id = safe_run_id(get_current_context()["run_id"])
         run_dir = load_settings().worker_results_dir / run_id
-        if planned is None:  # discover_datasets failed, so it returned nothing
+        if packs is None:  # discover_datasets failed, so it returned nothing
             summary = discovery_failed_summary(run_id)
             write_json_atomically(run_dir / "summary.json", summary)
             raise AirflowFailException(summary["error"])
-        summary = build_summary(run_id, planned, collect_metrics(run_dir), collect_failures(run_dir))
+        summary = build_summary(run_id, planned_of(packs), collect_metrics(run_dir), collect_failures(run_dir))
         write_json_atomically(run_dir / "summary.json", summary)
         if summary["missing"]:
             reasons = "; ".join(f"{path}: {e['error']}" for path, e in summary["errors"].items())
             raise AirflowFailException(f"no outputs for {len(summary['missing'])} dataset(s): {reasons}")
         return summary
 
-    datasets = discover_datasets()
+    packs = discover_datasets()
     # The branch skips the runner task of the queue not chosen before it expands, so nothing waits there.
     # The pool bounds CPU runners to the host's CPUs; a backlog waits in `scheduled`, where no timeout applies.
     run_cpu = RunnerOperator.partial(task_id=RUNNER_TASK[CPU_QUEUE], queue=CPU_QUEUE, pool=RUNNER_POOL).expand_kwargs(
-        datasets)
-    run_gpu = RunnerOperator.partial(task_id=RUNNER_TASK[GPU_QUEUE], queue=GPU_QUEUE, gpu=True).expand_kwargs(datasets)
-    choose_queue(datasets) >> [run_cpu, run_gpu] >> summarize(datasets)
+        packs)
+    run_gpu = RunnerOperator.partial(task_id=RUNNER_TASK[GPU_QUEUE], queue=GPU_QUEUE, gpu=True).expand_kwargs(packs)
+    choose_queue() >> [run_cpu, run_gpu] >> summarize(packs)

@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     params.add_argument("--device", choices=DEVICES)
     params.add_argument("--max-cells", type=int)
     params.add_argument("--classifier", choices=CLASSIFIER_MODES)
+    params.add_argument("--datasets-per-task", type=int, help="datasets per runner container (packing)")
     params.add_argument("--batch-size", type=int)
     api = p.add_argument_group("deployment")
     api.add_argument("--url", default=os.environ.get("AIRFLOW_URL", "http://localhost:8080"),
@@ -72,7 +73,8 @@ def config_from(args: argparse.Namespace) -> LoadConfig:
     return LoadConfig(
         runs=args.runs, concurrency=args.concurrency, rate=args.rate, data=tuple(args.data),
         device=args.device, max_cells=args.max_cells, classifier=args.classifier,
-        batch_size=args.batch_size, timeout_s=args.timeout, poll_s=args.poll, url=args.url.rstrip("/"),
+        datasets_per_task=args.datasets_per_task, batch_size=args.batch_size, timeout_s=args.timeout,
+        poll_s=args.poll, url=args.url.rstrip("/"),
         username=args.username, password=args.password, token=args.token, dag_id=args.dag_id,
         flower_url=args.flower_url, flower_user=args.flower_user, flower_password=args.flower_password,
         runner_task=args.runner_task or None, out_root=args.out, progress=not args.no_progress,

@@ -35,12 +35,16 @@ RUNNER_IMAGES = {CPU_QUEUE: "helical-runner:cpu", GPU_QUEUE: "helical-runner:gpu
 RUNNER_LABEL = "helical.dag_id"
 
 
-def runner_command(dataset: str, dataset_name: str | None, run_id: str, params: dict[str, Any],
+def runner_command(datasets: list[dict[str, str | None]], run_id: str, params: dict[str, Any],
                    device: str) -> list[str]:
-    """The helical-runner CLI call for one dataset (flags as in docs/contracts.md)."""
-    command = ["helical-runner", "run", "--data", dataset, "--run-id", run_id, "--device", device]
-    if dataset_name:
-        command += ["--name", dataset_name]
+    """The helical-runner CLI call for one container's datasets, each `--data PATH [--name NAME]` in order
+    (flags as in docs/contracts.md)."""
+    command = ["helical-runner", "run"]
+    for planned in datasets:
+        command += ["--data", str(planned["dataset"])]
+        if planned["dataset_name"]:
+            command += ["--name", str(planned["dataset_name"])]
+    command += ["--run-id", run_id, "--device", device]
     command += ["--max-cells", str(int(params.get("max_cells") or 0))]
     command += ["--classifier", str(params.get("classifier") or "auto")]
     if params.get("batch_size"):

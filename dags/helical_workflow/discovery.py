@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path, PurePosixPath
 from typing import TypedDict
@@ -10,10 +11,16 @@ from helical_workflow.contract import RUNNER_DATA_DIR
 
 
 class PlannedDataset(TypedDict):
-    """One mapped runner task's arguments (RunnerOperator's keywords): the runner path and the output name."""
+    """One dataset of a run: the runner's path and the output name."""
 
     dataset: str
     dataset_name: str | None  # None for the demo run of an empty folder: the runner names it
+
+
+class RunnerPack(TypedDict):
+    """One mapped runner task's arguments (RunnerOperator's keywords): the datasets its one container runs."""
+
+    datasets: list[PlannedDataset]
 
 
 class DataPatternError(ValueError):
@@ -65,6 +72,21 @@ def plan_datasets(paths: list[str]) -> list[PlannedDataset]:
         used.add(name)
         planned.append({"dataset": path, "dataset_name": name})
     return planned
+
+
+def pack_datasets(planned: list[PlannedDataset], per_task: int) -> list[RunnerPack]:
+    """The planned datasets in order, `per_task` at most to a runner container, the packs as even as can be
+    (11 datasets at 10 per task: 6 + 5, not 10 + 1), so a container's fixed start-up cost is paid per pack."""
+    if per_task < 1:
+        raise ValueError(f"datasets_per_task must be >= 1, got {per_task}")
+    count = -(-len(planned) // per_task)
+    bounds = [len(planned) * i // count for i in range(count + 1)] if count else [0]
+    return [{"datasets": planned[start:end]} for start, end in itertools.pairwise(bounds)]
+
+
+def planned_of(packs: list[RunnerPack]) -> list[PlannedDataset]:
+    """Every dataset of a run's packs, in plan order."""
+    return [dataset for pack in packs for dataset in pack["datasets"]]
 
 
 def safe_run_id(run_id: str) -> str:

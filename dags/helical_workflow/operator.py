@@ -1,4 +1,4 @@
-"""The DockerOperator that runs helical-runner on one dataset, on the queue the run was routed to."""
+"""The DockerOperator that runs helical-runner on one pack of datasets, on the queue the run was routed to."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from helical_workflow.contract import (
     RUNNER_RESULTS_DIR,
     runner_command,
 )
-from helical_workflow.discovery import safe_run_id
+from helical_workflow.discovery import PlannedDataset, safe_run_id
 from helical_workflow.settings import GPU_WORKER_MODE_ENV, load_settings
 
 # The runner writes only to /results and /tmp (its image points every cache there).
@@ -35,14 +35,14 @@ ORPHAN_STOP_SECONDS = 10
 
 
 class RunnerOperator(DockerOperator):
-    """helical-runner on `dataset` (a path under /data) with outputs under `dataset_name` (unique within the run,
-    from discovery.plan_datasets), labelled for cAdvisor, logs streamed to the task log.
+    """helical-runner on `datasets` (paths under /data, each with its output name, unique within the run, from
+    discovery.plan_datasets; several when the run packs them), labelled for cAdvisor, logs streamed to the task log.
 
     `gpu=True` asks the engine for one NVIDIA GPU and runs the GPU image, unless the worker executing the
     task is the test-only GPU worker (HELICAL_GPU_WORKER_MODE=test), which uses the CPU image and no device.
     """
 
-    def __init__(self, *, dataset: str, dataset_name: str | None = None, gpu: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, datasets: list[PlannedDataset], gpu: bool = False, **kwargs: Any) -> None:
         settings = load_settings()
         super().__init__(
             image=settings.gpu_image if gpu else settings.cpu_image,
@@ -71,8 +71,9 @@ class RunnerOperator(DockerOperator):
             device_requests=[DeviceRequest(count=1, capabilities=[["gpu"]])] if gpu else None,
             **kwargs,
         )
-        self.dataset = dataset
-        self.dataset_name = dataset_name
+        self.datasets = datasets
+        # How logs, labels and errors name the pack: its paths.
+        self.dataset = ",".join(str(planned["dataset"]) for planned in datasets)
         self.gpu = gpu
         self.statsd_host = settings.statsd_host
         self.cpu_image = settings.cpu_image
@@ -88,7 +89,7 @@ class RunnerOperator(DockerOperator):
             if gpu_mode == "test":
                 self.image, self.device_requests = self.cpu_image, None
         device = RUNNER_DEVICES[GPU_QUEUE if gpu_mode == "device" else CPU_QUEUE]
-        self.command = runner_command(self.dataset, self.dataset_name, run_id, params, device=device)
+        self.command = runner_command(self.datasets, run_id, params, device=device)
         self.environment = {"STATSD_HOST": self.statsd_host, "STATSD_PORT": "9125"} if self.statsd_host else {}
         # Not templated fields, so they are set here, where the run's identity is known.
         self.container_name = container_name(ti.dag_id, ti.task_id, run_id, ti.map_index, ti.try_number)

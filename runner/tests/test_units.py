@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from helical_runner.config import add_run_arguments, settings_from
-from helical_runner.discover import find_datasets, metric_name
+from helical_runner.discover import find_all_datasets, find_datasets, metric_name
 from helical_runner.errors import ConfigError
+from helical_runner.startup import StartupClock, process_age
 from helical_runner.subsample import choose_cells
 from helical_runner.write import AlreadyPublished, create_run_dir, ensure_writable, staged_dataset, write_atomically
 
@@ -24,8 +25,8 @@ def parse(*argv: str) -> argparse.Namespace:
 
 def test_settings_defaults_env_and_flags() -> None:
     defaults = settings_from(parse(), {})
-    paths = (defaults.data, defaults.output_dir, defaults.model_dir)
-    assert paths == (Path("/data"), Path("/results"), Path("/models"))
+    paths = (defaults.data, defaults.names, defaults.output_dir, defaults.model_dir)
+    assert paths == ((Path("/data"),), (None,), Path("/results"), Path("/models"))
     assert (defaults.device, defaults.max_cells, defaults.classifier, defaults.statsd_port) == ("auto", 0, "auto", 9125)
     assert defaults.statsd_host is None and defaults.run_id
     env = settings_from(parse(), {"MAX_CELLS": "50", "DEVICE": "CPU", "RUN_ID": "r"})
@@ -36,10 +37,48 @@ def test_settings_defaults_env_and_flags() -> None:
         settings_from(parse(), {"MAX_CELLS": "x"})
     with pytest.raises(ConfigError, match="CLASSIFIER"):
         settings_from(parse("--classifier", "maybe"), {})
-    assert settings_from(parse("--name", "lab1__x"), {}).name == "lab1__x"
+    assert settings_from(parse("--name", "lab1__x"), {}).names == ("lab1__x",)
+    assert settings_from(parse(), {"DATA_DIR": "/data/a.h5ad", "DATASET_NAME": "a"}).names == ("a",)
     for bad in ("a/x", ".hidden"):
         with pytest.raises(ConfigError, match="plain folder name"):
             settings_from(parse(), {"DATASET_NAME": bad})
+
+
+def test_a_pack_pairs_each_data_with_its_name(tmp_path: Path) -> None:
+    pack = settings_from(parse("--data", "/data/a.h5ad", "--name", "a", "--data", "/data/b/a.h5ad", "--name", "b__a"),
+                         {"DATA_DIR": "/elsewhere"})
+    assert (pack.data, pack.names) == ((Path("/data/a.h5ad"), Path("/data/b/a.h5ad")), ("a", "b__a"))
+    unnamed = settings_from(parse("--data", "/data/a.h5ad", "--data", "/data/c.h5ad"), {})
+    assert unnamed.names == (None, None)
+    with pytest.raises(ConfigError, match="1 --name for 2 --data"):
+        settings_from(parse("--data", "/x.h5ad", "--data", "/y.h5ad", "--name", "x"), {})
+    with pytest.raises(ConfigError, match="repeat"):
+        settings_from(parse("--data", "/x.h5ad", "--name", "x", "--data", "/y.h5ad", "--name", "x"), {})
+    for path in ("a/x.h5ad", "b/x.h5ad"):
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text("")
+    named = find_all_datasets((tmp_path / "a/x.h5ad", tmp_path / "b/x.h5ad"), ("a__x", "b__x"))
+    assert [(s.name, s.path) for s in named] == [("a__x", tmp_path / "a/x.h5ad"), ("b__x", tmp_path / "b/x.h5ad")]
+    with pytest.raises(ConfigError, match="would both be published as 'x'"):
+        find_all_datasets((tmp_path / "a/x.h5ad", tmp_path / "b/x.h5ad"), (None, None))
+
+
+def test_startup_clock_counts_from_the_process_start() -> None:
+    clock = StartupClock()
+    assert 0 < process_age() < 600  # this test process started within the test session
+    assert clock.report() == {}
+    for stage in ("python", "imports", "model"):
+        clock.mark(stage)
+    partial = clock.report()
+    assert list(partial) == ["python", "imports", "model"] and partial["python"] > 0
+    clock.mark("first_batch")
+    first = clock.report()
+    clock.mark("first_batch")  # a pack's later datasets do not move it
+    assert clock.report() == first
+    assert first["to_first_batch"] == pytest.approx(sum(first[s] for s in ("python", "imports", "model",
+                                                                          "first_batch")), abs=0.005)
+    with pytest.raises(ValueError, match="unknown"):
+        clock.mark("later")
 
 
 def test_subsample_is_seeded_and_stratified() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 DAG_ID = "helical_model_workflow"
 RUN_ID_PREFIX = "loadtest"
 # The DAG's params; a conf key outside these would be rejected or, worse, silently ignored.
-DAG_PARAM_NAMES = ("data", "device", "max_cells", "classifier", "batch_size")
+DAG_PARAM_NAMES = ("data", "device", "max_cells", "classifier", "datasets_per_task", "batch_size")
 # The values the DAG accepts for two of them (tests/contract checks them against the DAG's definitions).
 DEVICES = ("auto", "cpu", "gpu")
 CLASSIFIER_MODES = ("auto", "on", "off")
@@ -30,6 +30,7 @@ class LoadConfig:
     device: str | None = None
     max_cells: int | None = None
     classifier: str | None = None
+    datasets_per_task: int | None = None
     batch_size: int | None = None
     timeout_s: float = 1800.0
     poll_s: float = 3.0
@@ -71,6 +72,7 @@ class LoadConfig:
             "device": self.device,
             "max_cells": self.max_cells,
             "classifier": self.classifier,
+            "datasets_per_task": self.datasets_per_task,
             "batch_size": self.batch_size,
         }
         return {k: v for k, v in conf.items() if v is not None}
@@ -87,6 +89,8 @@ class LoadConfig:
             raise ValueError(f"--device must be {'|'.join(DEVICES)}, got {self.device!r}")
         if self.classifier not in (None, *CLASSIFIER_MODES):
             raise ValueError(f"--classifier must be {'|'.join(CLASSIFIER_MODES)}, got {self.classifier!r}")
+        if self.datasets_per_task is not None and self.datasets_per_task < 1:
+            raise ValueError(f"--datasets-per-task must be >= 1, got {self.datasets_per_task}")
         if self.timeout_s <= 0:
             raise ValueError(f"--timeout must be > 0 s, got {self.timeout_s}")
 

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 from helical_runner import contract as runner
-from helical_runner.config import RUN_OPTIONS
+from helical_runner.cli import build_parser
+from helical_runner.config import RUN_OPTIONS, settings_from
 from helical_workflow import contract as workflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,12 +37,17 @@ def test_only_bad_input_and_configuration_are_not_retried():
 def test_the_workflow_sends_devices_modes_and_flags_the_runner_takes():
     assert set(workflow.RUNNER_DEVICES.values()) <= set(runner.DEVICES)
     assert workflow.CLASSIFIER_MODES == runner.CLASSIFIER_MODES
-    command = workflow.runner_command("/data/a.h5ad", "a", "r", {"max_cells": 5, "classifier": "on",
-                                                                 "batch_size": 8}, "cpu")
+    pack = [{"dataset": "/data/a.h5ad", "dataset_name": "a"}, {"dataset": "/data/lab/a.h5ad", "dataset_name": "lab__a"}]
+    command = workflow.runner_command(pack, "r", {"max_cells": 5, "classifier": "on", "batch_size": 8}, "cpu")
     assert command[:2] == ["helical-runner", "run"]
     sent = {word for word in command if word.startswith("--")}
     assert sent <= {flag for flag, _env, _default, _help in RUN_OPTIONS}, sent
     assert sent == {"--data", "--run-id", "--device", "--name", "--max-cells", "--classifier", "--batch-size"}
+    # The runner's own parser reads the pack back, each file with its output name.
+    settings = settings_from(build_parser().parse_args(command[1:]), {})
+    assert [(str(path), name) for path, name in zip(settings.data, settings.names, strict=True)] == [
+        ("/data/a.h5ad", "a"), ("/data/lab/a.h5ad", "lab__a")]
+    assert (settings.run_id, settings.device, settings.max_cells, settings.batch_size) == ("r", "cpu", 5, 8)
 
 
 def test_the_runner_readme_lists_every_option_with_its_env_var():

@@ -51,12 +51,15 @@ def test_runner_tasks_are_mapped_per_dataset_and_routed(workflow):
 
     assert cpu.pool == RUNNER_POOL and gpu.pool == "default_pool"
     assert workflow.get_task("choose_queue").downstream_task_ids == {"run_runner_cpu", "run_runner_gpu"}
+    # Routing runs beside discovery, not after it: the runners wait for both, one task start after the trigger.
+    assert workflow.get_task("choose_queue").upstream_task_ids == set()
+    assert workflow.get_task("run_runner_cpu").upstream_task_ids == {"discover_datasets", "choose_queue"}
     assert workflow.get_task("summarize").upstream_task_ids >= {"run_runner_cpu", "run_runner_gpu"}
 
 
 def test_params_schema(workflow):
     params = workflow.params
-    assert set(params.keys()) == {"data", "device", "max_cells", "classifier", "batch_size"}
+    assert set(params.keys()) == {"data", "device", "max_cells", "classifier", "datasets_per_task", "batch_size"}
     assert params.get_param("device").schema["enum"] == ["auto", "cpu", "gpu"]
     assert params.get_param("classifier").schema["enum"] == ["auto", "on", "off"]
     params.validate()  # the defaults are valid
@@ -64,7 +67,8 @@ def test_params_schema(workflow):
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("device", "tpu"), ("max_cells", -1), ("classifier", "maybe"), ("batch_size", 0), ("data", 3)],
+    [("device", "tpu"), ("max_cells", -1), ("classifier", "maybe"), ("batch_size", 0), ("data", 3),
+     ("datasets_per_task", 0)],
 )
 def test_params_reject_bad_values(workflow, name, value):
     from airflow.sdk.definitions.param import ParamsDict

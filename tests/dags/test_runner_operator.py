@@ -14,12 +14,14 @@ PARAMS = {"data": "", "device": "auto", "max_cells": 100, "classifier": "off", "
 
 
 def test_runner_command_passes_every_param():
-    assert runner_command("/data/lab/a.h5ad", "lab__a", "run_1", {**PARAMS, "batch_size": 32}, "cpu") == [
-        "helical-runner", "run", "--data", "/data/lab/a.h5ad", "--run-id", "run_1", "--device", "cpu",
-        "--name", "lab__a", "--max-cells", "100", "--classifier", "off", "--batch-size", "32",
+    pack = [{"dataset": "/data/lab/a.h5ad", "dataset_name": "lab__a"}, {"dataset": "/data/b.h5ad", "dataset_name": "b"}]
+    assert runner_command(pack, "run_1", {**PARAMS, "batch_size": 32}, "cpu") == [
+        "helical-runner", "run", "--data", "/data/lab/a.h5ad", "--name", "lab__a", "--data", "/data/b.h5ad",
+        "--name", "b", "--run-id", "run_1", "--device", "cpu", "--max-cells", "100", "--classifier", "off",
+        "--batch-size", "32",
     ]
     # The demo run of an empty data folder: the runner names its demo dataset itself.
-    assert "--name" not in runner_command("/data", None, "run_1", PARAMS, "cpu")
+    assert "--name" not in runner_command([{"dataset": "/data", "dataset_name": None}], "run_1", PARAMS, "cpu")
 
 
 def test_container_names_are_unique_and_valid():
@@ -66,7 +68,7 @@ def _operator(monkeypatch, gpu: bool) -> RunnerOperator:
     monkeypatch.setenv("HELICAL_RUNNER_GPU_IMAGE", "helical-runner:gpu")
     monkeypatch.setenv("HELICAL_STATSD_HOST", "statsd-exporter")
     op = RunnerOperator(task_id="run_runner_gpu" if gpu else "run_runner_cpu", queue="gpu" if gpu else "cpu",
-                        dataset="/data/a.h5ad", gpu=gpu)
+                        datasets=[{"dataset": "/data/a.h5ad", "dataset_name": "a"}], gpu=gpu)
     op.container = {"Id": "abc"}
     return op
 

@@ -2,7 +2,14 @@
 
 import pytest
 
-from helical_workflow.discovery import DataPatternError, discover_datasets, plan_datasets, safe_run_id
+from helical_workflow.discovery import (
+    DataPatternError,
+    discover_datasets,
+    pack_datasets,
+    plan_datasets,
+    planned_of,
+    safe_run_id,
+)
 
 
 @pytest.fixture
@@ -53,6 +60,17 @@ def test_every_dataset_of_a_run_gets_its_own_output_name():
     assert [p["dataset_name"] for p in planned] == ["a__x", "a__x-2", "b__x", "top", "lab1__deep__d"]
     assert [p["dataset"] for p in planned][:2] == ["/data/a/x.h5ad", "/data/a__x.h5ad"]
     assert plan_datasets(["/data"]) == [{"dataset": "/data", "dataset_name": None}]  # the demo names itself
+
+
+def test_packs_are_even_and_keep_every_dataset_in_order():
+    planned = plan_datasets([f"/data/d{i:02}.h5ad" for i in range(11)])
+    sizes = {per_task: [len(p["datasets"]) for p in pack_datasets(planned, per_task)] for per_task in (1, 4, 10, 50)}
+    assert sizes == {1: [1] * 11, 4: [3, 4, 4], 10: [5, 6], 50: [11]}
+    for per_task in (1, 4, 10, 50):
+        assert planned_of(pack_datasets(planned, per_task)) == planned
+    assert pack_datasets([], 5) == []
+    with pytest.raises(ValueError, match=">= 1"):
+        pack_datasets(planned, 0)
 
 
 def test_safe_run_id():

@@ -26,9 +26,10 @@ from helical_runner.contract import (
     EXIT_UNEXPECTED,
     MODEL_DIR,
 )
-from helical_runner.discover import DatasetSource, find_datasets
+from helical_runner.discover import DatasetSource, find_all_datasets
 from helical_runner.errors import ConfigError, fix_for
 from helical_runner.model import TINY_DIMS
+from helical_runner.startup import StartupClock
 
 LOG = logging.getLogger("helical_runner")
 
@@ -88,20 +89,21 @@ def print_summary(run_id: str, results: list[dict[str, Any]]) -> None:
     print(json.dumps(summary, separators=(",", ":")), flush=True)
 
 
-def run(args: argparse.Namespace) -> int:
-    # Heavy imports (torch, Helical: ~7 s) only once the arguments are known to be valid.
+def run(args: argparse.Namespace, clock: StartupClock) -> int:
+    # Heavy imports (torch, Helical's model code, the readers) only once the arguments are known to be valid.
     from helical_runner.embed import Embedder, configure_threads
     from helical_runner.metrics import Metrics
     from helical_runner.model import load_model
     from helical_runner.pipeline import Result, run_dataset
     from helical_runner.write import create_run_dir, ensure_writable
 
+    clock.mark("imports")
     run_id = "unknown"
     sources: list[DatasetSource] = []
     try:
         settings = settings_from(args)
         run_id = settings.run_id
-        sources = find_datasets(settings.data, settings.name)
+        sources = find_all_datasets(settings.data, settings.names)
         device = resolve_device(settings.device)
         threads = configure_threads()
         LOG.info("run %s: %d dataset(s), device %s, torch threads %d", run_id, len(sources), device, threads)
@@ -109,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
         loaded = load_model(settings.model_dir, device)
         precision = resolve_precision(settings.precision, device, loaded.dims.embsize)
         LOG.info("precision %s (PRECISION=%s)", precision, settings.precision)
-        embedder = Embedder(loaded, device, precision, settings.batch_size)
+        embedder = Embedder(loaded, device, precision, settings.batch_size, clock)
+        clock.mark("model")
         run_dir = create_run_dir(settings.output_dir, run_id)
     except ConfigError as exc:
         LOG.error("%s", exc)
@@ -117,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     metrics = Metrics(settings.statsd_host, settings.statsd_port, device)
-    results = [run_dataset(source, settings, run_dir, run_id, loaded, embedder, metrics) for source in sources]
+    results = [run_dataset(source, settings, run_dir, run_id, loaded, embedder, metrics, len(sources))
+               for source in sources]
     print_summary(run_id, [result.summary() for result in results])
     if any(result.retryable for result in results):
         return EXIT_UNEXPECTED
@@ -152,6 +156,7 @@ def fetch_model_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    clock = StartupClock()
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -159,12 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in {"run", "test-model", "fetch-model", "-h", "--help"}:
         argv.insert(0, "run")
     args = build_parser().parse_args(argv)
+    clock.mark("python")
     if args.command == "test-model":
         return test_model_command(args)
     if args.command == "fetch-model":
         return fetch_model_command(args)
     try:
-        return run(args)
+        return run(args, clock)
     except Exception as exc:
         # Model loading, device set-up...: not the input's fault (that is exit 1/2), so worth a retry.
         LOG.exception("unexpected failure before any dataset ran: %s%s", type(exc).__name__, fix_for(exc))

@@ -18,9 +18,10 @@ from helical_runner.errors import ConfigError
 
 # (flag, env var, default, help). The one table a newcomer reads to learn the knobs.
 RUN_OPTIONS: list[tuple[str, str, str | None, str]] = [
-    ("--data", "DATA_DIR", DATA_DIR, "an .h5ad file or a folder searched recursively; no .h5ad = demo data"),
-    ("--name", "DATASET_NAME", None, "output folder name of the one file --data names (the workflow passes a "
-     "name unique within the run); default: the file stem"),
+    ("--data", "DATA_DIR", DATA_DIR, "an .h5ad file or a folder searched recursively; no .h5ad = demo data. "
+     "Repeat it to run several files in one container (the workflow's datasets_per_task)"),
+    ("--name", "DATASET_NAME", None, "output folder name of the file --data names, one per --data when repeated "
+     "(the workflow passes names unique within the run); default: the file stem"),
     ("--output-dir", "OUTPUT_DIR", OUTPUT_DIR, "results go to OUTPUT_DIR/<run_id>/<dataset>/"),
     ("--model-dir", "MODEL_DIR", MODEL_DIR, "scGPT files (best_model.pt, vocab.json), e.g. from `make models`"),
     ("--run-id", "RUN_ID", None, "run folder name; default: UTC timestamp + random suffix"),
@@ -40,10 +41,14 @@ RUN_OPTIONS: list[tuple[str, str, str | None, str]] = [
 LABEL_CANDIDATES = ("LVL1", "cell_type", "celltype", "cell_types", "CellType", "bulk_labels", "labels", "label")
 
 
+# Flags that may be given once per dataset, in pairs (--data a.h5ad --name a --data b.h5ad --name b).
+REPEATABLE = ("--data", "--name")
+
+
 @dataclass(frozen=True)
 class Settings:
-    data: Path
-    name: str | None
+    data: tuple[Path, ...]
+    names: tuple[str | None, ...]  # one per data path, or all None
     output_dir: Path
     model_dir: Path
     run_id: str
@@ -66,7 +71,8 @@ def _dest(flag: str) -> str:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, env, default, help_text in RUN_OPTIONS:
         shown = "unset" if default is None else default
-        parser.add_argument(flag, dest=_dest(flag), default=None, help=f"{help_text} [env {env}, default {shown}]")
+        parser.add_argument(flag, dest=_dest(flag), default=None, help=f"{help_text} [env {env}, default {shown}]",
+                            action="append" if flag in REPEATABLE else "store")
 
 
 def default_run_id() -> str:
@@ -97,18 +103,33 @@ def _folder_name(name: str, value: str) -> str:
     return value
 
 
+def _datasets(data: list[str], names: list[str]) -> tuple[tuple[Path, ...], tuple[str | None, ...]]:
+    """The --data paths and their --name (paired in order), or no names at all."""
+    if names and len(names) != len(data):
+        raise ConfigError(f"{len(names)} --name for {len(data)} --data: give one name per --data, or none")
+    if len(set(names)) < len(names):
+        raise ConfigError(f"--name values repeat ({', '.join(names)}): each dataset needs its own output folder")
+    return tuple(Path(d) for d in data), tuple(_folder_name("DATASET_NAME", n) for n in names) or (None,) * len(data)
+
+
 def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     raw: dict[str, str | None] = {}
+    repeated: dict[str, list[str]] = {}
     for flag, name, default, _ in RUN_OPTIONS:
         value = getattr(args, _dest(flag), None)
+        if flag in REPEATABLE:
+            value = value or None
+            repeated[name] = value if value is not None else [v for v in [env.get(name) or default] if v]
+            continue
         if value is None:
             value = env.get(name) or default  # an empty env var means "use the default"
         raw[name] = value
     run_id = _folder_name("RUN_ID", raw["RUN_ID"] or default_run_id())
+    data, names = _datasets(repeated["DATA_DIR"], repeated["DATASET_NAME"])
     return Settings(
-        data=Path(str(raw["DATA_DIR"])),
-        name=_folder_name("DATASET_NAME", raw["DATASET_NAME"]) if raw["DATASET_NAME"] else None,
+        data=data,
+        names=names,
         output_dir=Path(str(raw["OUTPUT_DIR"])),
         model_dir=Path(str(raw["MODEL_DIR"])),
         run_id=run_id,

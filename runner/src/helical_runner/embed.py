@@ -36,6 +36,7 @@ import scipy.sparse as sp
 
 from helical_runner.batches import BatchBuilder
 from helical_runner.model import LoadedModel
+from helical_runner.startup import StartupClock
 
 LOG = logging.getLogger(__name__)
 
@@ -121,12 +122,14 @@ class Progress:
 
 
 class Embedder:
-    def __init__(self, loaded: LoadedModel, device: str, precision: str, batch_size: int) -> None:
+    def __init__(self, loaded: LoadedModel, device: str, precision: str, batch_size: int,
+                 clock: StartupClock | None = None) -> None:
         import torch
 
         self.loaded = loaded
-        self.model = loaded.helical.model
-        self.config = loaded.helical.config
+        self.clock = clock
+        self.model = loaded.model
+        self.config = loaded.config
         self.vocab = loaded.vocab
         self.device = torch.device(device)
         self.precision = precision
@@ -184,6 +187,10 @@ class Embedder:
                 summed = (hidden[:, 1:, :].to(torch.float32) * keep).sum(dim=1)
                 mean = summed / keep.sum(dim=1).clamp(min=1.0)
                 done.append((rows, torch.nn.functional.normalize(mean, dim=1)))
+                if self.clock is not None and "first_batch" not in self.clock.marks:
+                    if self.on_gpu:
+                        torch.cuda.synchronize()  # once: the first batch computed, not just queued
+                    self.clock.mark("first_batch")
                 if not self.on_gpu:
                     self._read_back(done, out, progress)
             self._read_back(done, out, progress)

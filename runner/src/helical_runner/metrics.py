@@ -38,10 +38,13 @@ class Metrics:
             LOG.warning("StatsD send failed for %s: %s", metric, exc)
 
     def dataset_ok(self, dataset: str, stage_seconds: dict[str, float], total_seconds: float, cells: int,
-                   cells_per_second: float, test_model: bool, classifier: dict[str, Any]) -> None:
+                   cells_per_second: float, test_model: bool, classifier: dict[str, Any],
+                   startup_seconds: float | None = None) -> None:
         self._send("timing", dataset, "duration", total_seconds * 1000)
         for stage, seconds in stage_seconds.items():
             self._send("timing", dataset, f"stage.{stage}", seconds * 1000)
+        if startup_seconds is not None:  # once per container, with the dataset that waited for it
+            self._send("timing", dataset, "stage.startup", startup_seconds * 1000)
         self._send("incr", dataset, "cells", cells)
         self._send("gauge", dataset, "cells_per_second", cells_per_second)
         self._send("gauge", dataset, "test_model", 1 if test_model else 0)

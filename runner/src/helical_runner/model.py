@@ -1,10 +1,11 @@
-"""Locate, (optionally) fetch, load and verify the scGPT checkpoint through Helical.
+"""Locate, (optionally) fetch, load and verify the scGPT checkpoint with Helical's own loading code.
 
 Offline first: when the files are in MODEL_DIR no network request is made. Helical's `scGPT()` runs its
-Downloader on every file in `list_of_files_to_download`, and that Downloader sends an S3 HEAD request
-even when the file exists (to compare checksums), so the list is emptied and Helical only loads.
-Helical's `load_pretrained` silently skips tensors whose name or shape does not match the model and
-leaves them random; `verify_checkpoint` compares every tensor's name and shape itself and raises instead.
+Downloader on every file (an S3 HEAD request even when the file exists) and its package imports
+transformers, scanpy and every other model (~4 s of CPU in each container), so the runner builds the model
+with Helical's `TransformerModel` and `load_pretrained` (helical.models.scgpt.scgpt_utils), imported alone.
+`load_pretrained` silently skips tensors whose name or shape does not match the model and leaves them
+random; `verify_checkpoint` compares every tensor's name and shape itself and raises instead.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ TINY_DIMS = ModelDims(embsize=32, nlayers=2, nheads=4, d_hid=64, n_layers_cls=3)
 
 @dataclass
 class LoadedModel:
-    helical: Any  # helical.models.scgpt.scGPT
+    model: Any  # helical.models.scgpt.model_dir.TransformerModel, on its device, in eval mode
+    config: dict[str, Any]  # helical.models.scgpt.scgpt_config.scGPTConfig(...).config: pad token, MAX_LENGTH...
     folder: Path
     dims: ModelDims
     vocab: dict[str, int]
@@ -64,11 +66,39 @@ class LoadedModel:
                 "vocab_size": len(self.vocab), "load_seconds": round(self.load_seconds, 3), **self.dims.as_dict()}
 
 
+def scgpt_module(name: str) -> Any:
+    """helical.models.scgpt.<name> without running the `__init__` of helical.models and helical.models.scgpt.
+
+    Those import transformers, scanpy, datasets and every model Helical ships; the runner needs only the
+    architecture (model_dir), its config and its loader (scgpt_utils), which import torch alone. The stand-in
+    packages live only while the module is imported: a later `import helical.models.scgpt` runs the real
+    `__init__`s and finds the same submodules.
+    """
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    stand_ins = []
+    for package in ("helical.models", "helical.models.scgpt", "helical.utils"):
+        if package not in sys.modules:
+            spec = importlib.util.find_spec(package)
+            if spec is None or spec.submodule_search_locations is None:
+                raise ImportError(f"{package} is not installed; reinstall helical")
+            module = types.ModuleType(package)
+            module.__spec__, module.__path__ = spec, list(spec.submodule_search_locations)
+            sys.modules[package] = module
+            stand_ins.append(package)
+    try:
+        return importlib.import_module(f"helical.models.scgpt.{name}")
+    finally:
+        for package in stand_ins:
+            del sys.modules[package]
+
+
 def build_transformer(vocab: dict[str, int], dims: ModelDims, dropout: float = 0.2) -> Any:
     """Helical's TransformerModel with the exact arguments of helical.models.scgpt.scgpt_utils.load_model."""
-    from helical.models.scgpt.model_dir import TransformerModel
-
-    return TransformerModel(
+    return scgpt_module("model_dir").TransformerModel(
         ntoken=len(vocab), d_model=dims.embsize, nhead=dims.nheads, d_hid=dims.d_hid, nlayers=dims.nlayers,
         nlayers_cls=dims.n_layers_cls, n_cls=1, vocab=vocab, dropout=dropout, pad_token="<pad>", pad_value=-2,
         do_mvc=True, do_dab=False, use_batch_labels=False, domain_spec_batchnorm=False,
@@ -159,7 +189,6 @@ def load_model(model_dir: Path, device: str) -> LoadedModel:
     import time
 
     import torch
-    from helical.models.scgpt import scGPT, scGPTConfig
 
     started = time.perf_counter()
     folder = find_model_folder(model_dir)
@@ -171,7 +200,7 @@ def load_model(model_dir: Path, device: str) -> LoadedModel:
     try:
         vocab = json.loads((folder / VOCAB_FILE).read_text())
         try:
-            # mmap: the tensors are paged in, not copied, while we compare them.
+            # mmap: tensors are paged in as they are copied into the model, never read twice.
             checkpoint = torch.load(model_path, map_location="cpu", weights_only=True, mmap=True)
         except RuntimeError:  # legacy (pre-zipfile) checkpoints cannot be memory-mapped
             checkpoint = torch.load(model_path, map_location="cpu", weights_only=True)
@@ -184,18 +213,19 @@ def load_model(model_dir: Path, device: str) -> LoadedModel:
             f"{folder / VOCAB_FILE}: lacks {', '.join(missing_tokens)}; it is not Helical's scGPT vocab.json"
         )
 
-    # Helical's own batch size is not passed: the Embedder batches (BATCH_SIZE), Helical's loader is never used.
-    config = scGPTConfig(device=device, embsize=dims.embsize, nlayers=dims.nlayers,
-                         nheads=dims.nheads, d_hid=dims.d_hid, n_layers_cls=dims.n_layers_cls)
-    config.config["model_path"] = model_path
-    config.config["list_of_files_to_download"] = []  # files are present: no Downloader, no HEAD request
-    helical_model = scGPT(configurer=config)
-    # Checked against the model Helical just built: no second copy of the weights in memory, and the
-    # mmap'd checkpoint's data pages are never touched (only names and shapes are compared).
+    # What Helical's scGPT(configurer=...) does, minus its Downloader: scgpt_utils.load_model's TransformerModel
+    # (build_transformer), load_pretrained, the device, eval mode. The config supplies pad token and MAX_LENGTH.
+    config = scgpt_module("scgpt_config").scGPTConfig(
+        device=device, embsize=dims.embsize, nlayers=dims.nlayers, nheads=dims.nheads, d_hid=dims.d_hid,
+        n_layers_cls=dims.n_layers_cls).config
+    model = build_transformer(vocab, dims, dropout=config["dropout"])
     # load_pretrained loads exactly the tensors whose name and shape match, so this check is complete.
-    verify_checkpoint(checkpoint, helical_model.model, model_path)
+    verify_checkpoint(checkpoint, model, model_path)
+    scgpt_module("scgpt_utils").load_pretrained(model, checkpoint, verbose=False)
     del checkpoint
-    loaded = LoadedModel(helical_model, folder, dims, vocab, is_test, time.perf_counter() - started)
+    model.to(device)
+    model.eval()
+    loaded = LoadedModel(model, config, folder, dims, vocab, is_test, time.perf_counter() - started)
     if is_test:
         LOG.warning("TEST MODEL: %s holds random weights (test_model: true); embeddings are for smoke tests only",
                     model_path)

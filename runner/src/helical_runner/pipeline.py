@@ -50,6 +50,7 @@ class Result:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0
     classifier: dict[str, Any] = field(default_factory=dict)
+    startup_seconds: float | None = None  # container start -> first batch, on the container's first dataset only
     reused: bool = False  # published by an earlier try of the run: nothing was recomputed or re-counted
     retryable: bool = False  # failed unexpectedly (I/O, memory...): the run exits 3 so the workflow retries
 
@@ -87,13 +88,13 @@ class Stages:
 
 
 def run_dataset(source: DatasetSource, settings: Settings, run_dir: Path, run_id: str, loaded: LoadedModel,
-                embedder: Embedder, metrics: Metrics) -> Result:
+                embedder: Embedder, metrics: Metrics, datasets_in_container: int = 1) -> Result:
     """The dataset's outcome, logged and counted; a failure is recorded in <dataset>.failed.json, so one bad
     dataset never stops the others."""
     started = time.perf_counter()
     LOG.info("dataset %s: %s", source.name, source.path)
     try:
-        result = process_dataset(source, settings, run_dir, run_id, loaded, embedder)
+        result = process_dataset(source, settings, run_dir, run_id, loaded, embedder, datasets_in_container)
     except DatasetError as exc:
         result = Result.failed(source.name, str(exc))
     except Exception as exc:
@@ -105,20 +106,23 @@ def run_dataset(source: DatasetSource, settings: Settings, run_dir: Path, run_id
         metrics.dataset_failed(source.name, time.perf_counter() - started, loaded.test_model)
     elif not result.reused:
         metrics.dataset_ok(source.name, result.stage_seconds, result.total_seconds, result.cells or 0,
-                           result.cells_per_second or 0.0, loaded.test_model, result.classifier)
+                           result.cells_per_second or 0.0, loaded.test_model, result.classifier,
+                           result.startup_seconds)
         LOG.info("dataset %s: ok, %d cells, %.1f cells/s, outputs in %s%s", source.name, result.cells,
                  result.cells_per_second, result.output_dir, " (TEST MODEL)" if loaded.test_model else "")
     return result
 
 
 def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, run_id: str, loaded: LoadedModel,
-                    embedder: Embedder) -> Result:
+                    embedder: Embedder, datasets_in_container: int = 1) -> Result:
     """Raises DatasetError (or anything unexpected) on failure; run_dataset records it."""
     if (earlier := published_metrics(run_dir, source.name)) is not None:
         return kept_result(run_dir, source, earlier)
     remove_stale_staging(run_dir, source.name)
     started = time.perf_counter()
     timer = Stages()
+    clock = embedder.clock
+    first_in_container = clock is not None and "first_batch" not in clock.marks
     path = source.path
     with H5adReader(path) as reader:
         with timer.stage("load"):
@@ -170,12 +174,16 @@ def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, ru
                 "cells_per_second": cells_per_second, "model": loaded.describe(), "test_model": loaded.test_model,
                 "classifier": scores, "versions": package_versions(),
                 "durations_seconds": {**timer.seconds, "total": round(time.perf_counter() - started, 4)},
+                # The container's, the same for every dataset it ran (a pack): seconds per stage from its start.
+                "startup": clock.report() if clock is not None else {},
+                "datasets_in_container": datasets_in_container,
             }
             write_metrics(folder, metrics)
     except AlreadyPublished:
         return kept_result(run_dir, source, published_metrics(run_dir, source.name) or {})
+    startup = clock.report().get("to_first_batch") if first_in_container and clock is not None else None
     return Result(source.name, "ok", str(run_dir / source.name), None, int(rows.size), cells_per_second,
-                  dict(timer.seconds), time.perf_counter() - started, scores)
+                  dict(timer.seconds), time.perf_counter() - started, scores, startup)
 
 
 def kept_result(run_dir: Path, source: DatasetSource, metrics: dict[str, Any]) -> Result:

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""`helical-runner run --data P [--name N]... --run-id R ...` that only sleeps: each dataset waits NOOP_SECONDS,
+then its folder (metrics.json, "noop": true, 0 cells) is published the way the real runner publishes it, so
+the workflow's summary succeeds and a load test measures Airflow, Celery and Docker alone."""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["run"])
+    parser.add_argument("--data", action="append", required=True)
+    parser.add_argument("--name", action="append", default=[])
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--output-dir", default=os.environ.get("OUTPUT_DIR", "/results"))
+    args, _ = parser.parse_known_args()
+    names = args.name or [Path(d).stem for d in args.data]
+    results = []
+    for data, name in zip(args.data, names, strict=True):
+        time.sleep(float(os.environ.get("NOOP_SECONDS", "5")))
+        folder = Path(args.output_dir) / args.run_id / name
+        staging = folder.with_name(f".{name}.noop.tmp")
+        staging.mkdir(parents=True, exist_ok=True)
+        metrics = {"run_id": args.run_id, "dataset": name, "source": data, "status": "ok", "noop": True, "cells": 0,
+                   "durations_seconds": {"embed": 0.0}}
+        (staging / "metrics.json").write_text(json.dumps(metrics))
+        try:
+            staging.rename(folder)
+        except OSError:  # published by an earlier try
+            pass
+        results.append({"dataset": name, "status": "ok", "output_dir": str(folder), "error": None, "cells": 0,
+                        "cells_per_second": None})
+    print(json.dumps({"run_id": args.run_id, "ok": True, "datasets": results}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
