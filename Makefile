@@ -237,8 +237,9 @@ bench-first-runner: venv ## Trigger -> first runner container on the running, id
 	$(VENV)/bin/python scripts/bench_first_runner.py --runs $(or $(RUNS),10) | tee docs/benchmarks/first-runner.txt
 
 .PHONY: bench-startup
-bench-startup: runner-image venv ## docker run -> first batch per stage, test model; output to docs/benchmarks/
-	$(VENV)/bin/python runner/bench/bench_startup.py --image $(RUNNER_CPU_IMAGE) | tee docs/benchmarks/startup.txt
+bench-startup: runner-image venv ## docker run -> first batch per stage, test model [BASELINE=older image]; to docs/benchmarks/
+	$(VENV)/bin/python runner/bench/bench_startup.py --image $(RUNNER_CPU_IMAGE) $(if $(BASELINE),--baseline $(BASELINE)) \
+	  | tee docs/benchmarks/startup.txt
 
 # The orchestration alone (docs/benchmarks/README.md): workers run NOOP_IMAGE, a runner that only sleeps, with
 # RUNNER_SLOTS out of the way; WORKERS=1 then 3 under the same load. The stack is put back as it was afterwards.

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -47,7 +48,10 @@ def one_run(image: str, models: Path, results: Path, cells: int, cpus: str, uid:
     finally:
         docker("rm", "-f", container)
     metrics = json.loads(next((results / run_id).glob("*/metrics.json")).read_text())
-    return {"docker_run_to_start": iso_seconds(state["StartedAt"]) - started, **metrics["startup"]}
+    wall = iso_seconds(state["FinishedAt"]) - started
+    # What a container costs beyond its dataset's own stages (load ... write): comparable across versions.
+    fixed = {"docker_run_to_exit": wall, "fixed_cost": wall - metrics["durations_seconds"]["total"]}
+    return {"docker_run_to_start": iso_seconds(state["StartedAt"]) - started, **metrics.get("startup", {}), **fixed}
 
 
 def main() -> int:
@@ -56,6 +60,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cells", type=int, default=200)
     parser.add_argument("--cpus", default=os.environ.get("RUNNER_CPUS", "2"))
+    parser.add_argument("--baseline", help="an earlier runner image, measured the same way for comparison")
     args = parser.parse_args()
     uid = str(os.getuid() or 1000)
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,16 +70,23 @@ def main() -> int:
             os.chown(folder, int(uid), -1)
         docker("run", "--rm", "--network", "none", "--user", uid, "-v", f"{models}:/models", args.image,
                "helical-runner", "test-model", "--out", "/models")
-        one_run(args.image, models, results, args.cells, args.cpus, uid, 0)  # page cache warm, as on a worker
-        runs = [one_run(args.image, models, results, args.cells, args.cpus, uid, i) for i in range(1, args.repeat + 1)]
-    print(f"# runner start-up, {args.image}, tiny test model, demo data ({args.cells} cells), --cpus {args.cpus}")
-    print(f"# machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
-          f"median of {args.repeat} runs after one warm-up")
-    print("| stage | median s | min s | max s |")
-    print("| --- | --- | --- | --- |")
-    for stage in ("docker_run_to_start", *STAGES):
-        values = [run[stage] for run in runs]
-        print(f"| {stage} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
+        images = [args.image, *([args.baseline] if args.baseline else [])]
+        measured = {}
+        for image in images:
+            one_run(image, models, results, args.cells, args.cpus, uid, 0)  # page cache warm, as on a worker
+            measured[image] = [one_run(image, models, results, args.cells, args.cpus, uid, i)
+                               for i in range(1, args.repeat + 1)]
+            for run in Path(results).iterdir():
+                shutil.rmtree(run)
+    print(f"# runner start-up, tiny test model, demo data ({args.cells} cells), --cpus {args.cpus}; machine: "
+          f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; median of {args.repeat} runs per "
+          "image after one warm-up. fixed_cost = docker_run_to_exit - the dataset's own stages (load ... write)")
+    for image, runs in measured.items():
+        print(f"\n{image}\n| stage | median s | min s | max s |\n| --- | --- | --- | --- |")
+        for stage in ("docker_run_to_start", *STAGES, "docker_run_to_exit", "fixed_cost"):
+            values = [run[stage] for run in runs if stage in run]
+            if values:
+                print(f"| {stage} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
     return 0
 
 

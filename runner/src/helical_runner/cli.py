@@ -91,6 +91,8 @@ def print_summary(run_id: str, results: list[dict[str, Any]]) -> None:
 
 def run(args: argparse.Namespace, clock: StartupClock) -> int:
     # Heavy imports (torch, Helical's model code, the readers) only once the arguments are known to be valid.
+    import torch  # noqa: F401 - here, so the `imports` start-up stage counts it
+
     from helical_runner.embed import Embedder, configure_threads
     from helical_runner.metrics import Metrics
     from helical_runner.model import load_model
