@@ -233,8 +233,8 @@ bench-runner: ## Runner vs naive Helical path at real scGPT dims, in the runner 
 	  python /app/bench/bench_runner.py $(BENCH_ARGS) | tee docs/benchmarks/runner.txt
 
 .PHONY: bench-first-runner
-bench-first-runner: venv ## Trigger -> first runner container on the running, idle stack; output to docs/benchmarks/
-	$(VENV)/bin/python scripts/bench_first_runner.py --runs $(or $(RUNS),10) | tee docs/benchmarks/first-runner.txt
+bench-first-runner: venv ## Trigger -> first runner container, running idle stack [DATA=glob]; output to docs/benchmarks/
+	$(VENV)/bin/python scripts/bench_first_runner.py --runs $(or $(RUNS),10) --data '$(DATA)' | tee docs/benchmarks/first-runner.txt
 
 .PHONY: bench-startup
 bench-startup: runner-image venv ## docker run -> first batch per stage, test model [BASELINE=older image]; to docs/benchmarks/
@@ -247,13 +247,13 @@ NOOP_IMAGE := helical-runner:noop
 NOOP := RUNNER_CPU_IMAGE=$(NOOP_IMAGE)
 POOL_SET = $(COMPOSE) exec -T airflow-scheduler airflow pools set helical_cpu_runners
 .PHONY: bench-orchestration
-bench-orchestration: venv ## Load test with a no-op runner, WORKERS=1 vs 3 (a running stack); output to docs/benchmarks/
-	docker build -q -t $(NOOP_IMAGE) runner/bench/noop
+bench-orchestration: venv ## No-op runner load test, WORKERS=1 vs 3, running stack [DATA=one file NOOP_SECONDS=5]; to docs/benchmarks/
+	docker build -q --build-arg NOOP_SECONDS=$(or $(NOOP_SECONDS),5) -t $(NOOP_IMAGE) runner/bench/noop
 	$(POOL_SET) 64 "benchmark: no-op runners" >/dev/null
 	$(NOOP) $(COMPOSE) up -d --no-deps --wait docker-policy
 	$(VENV)/bin/python scripts/load_test.py --runs $(or $(RUNS),24) --concurrency $(or $(CONCURRENCY),12) \
-	  --device cpu --compare-workers 1,3 --scale-cmd '$(MAKE) scale WORKERS={n} $(NOOP)' \
-	  --flower-url http://127.0.0.1:$(or $(FLOWER_PORT),5555) --out docs/benchmarks/orchestration-noop --no-progress \
+	  --device cpu $(if $(DATA),--data '$(DATA)') --compare-workers 1,3 --scale-cmd '$(MAKE) scale WORKERS={n} $(NOOP)' \
+	  --flower-url http://127.0.0.1:$(or $(FLOWER_PORT),5555) --out docs/benchmarks/orchestration-noop-$(or $(NOOP_SECONDS),5)s --no-progress \
 	  || status=$$?; \
 	$(POOL_SET) "$${RUNNER_SLOTS:-$$(nproc)}" "CPU runner containers at once (RUNNER_SLOTS in .env)" >/dev/null; \
 	$(COMPOSE) up -d --no-deps --wait docker-policy && $(MAKE) scale WORKERS=$(or $(WORKERS),2); exit $${status:-0}

@@ -25,7 +25,7 @@ RUNNER_TASK = {CPU_QUEUE: "run_runner_cpu", GPU_QUEUE: "run_runner_gpu"}
 
 with DAG(
     dag_id="helical_model_workflow",
-    description="Helical scGPT embeddings + cell-type classifier, one container per .h5ad in ./data",
+    description="Helical scGPT embeddings + cell-type classifier, one container per .h5ad (or pack) in ./data",
     schedule=None,
     catchup=False,
     max_active_runs=16,

@@ -32,14 +32,18 @@ def epoch(value: str | None) -> float | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
 
 
-def container_starts(since: float, until: float) -> dict[str, float]:
-    """{run_id label: first runner container start} from Docker's event log between the two times."""
-    lines = subprocess.run(
-        ["docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "event=start",
-         "--filter", f"label={RUNNER_LABEL}", "--format", "{{json .}}"],
-        check=True, capture_output=True, text=True).stdout.splitlines()
+def watch_container_starts() -> subprocess.Popen:
+    """`docker events` for runner starts from now on (the daemon keeps only its last 256 events for --since)."""
+    return subprocess.Popen(["docker", "events", "--filter", "event=start", "--filter", f"label={RUNNER_LABEL}",
+                             "--format", "{{json .}}"], stdout=subprocess.PIPE, text=True)
+
+
+def first_starts(watch: subprocess.Popen) -> dict[str, float]:
+    """{run_id label: its first runner container's start} from what the watch saw."""
+    watch.terminate()
+    out, _ = watch.communicate(timeout=10)
     starts: dict[str, float] = {}
-    for line in lines:
+    for line in out.splitlines():
         event = json.loads(line)
         run_id = event["Actor"]["Attributes"].get("helical.run_id", "")
         starts[run_id] = min(starts.get(run_id, float("inf")), event["timeNano"] / 1e9)
@@ -66,25 +70,27 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--max-cells", type=int, default=50)
+    parser.add_argument("--data", default="", help="the runs' `data` param (default: every .h5ad, or the demo)")
     parser.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('AIRFLOW_PORT', '8080')}")
     args = parser.parse_args()
     api = AirflowApi(args.url, os.environ["_AIRFLOW_WWW_USER_USERNAME"], os.environ["_AIRFLOW_WWW_USER_PASSWORD"])
     api.unpause(DAG_ID)
     to_task, to_container = [], []
     print(f"# trigger -> first runner, idle stack, {args.runs} runs one at a time, device={args.device}, "
-          f"max_cells={args.max_cells}; machine: {os.cpu_count()} CPUs, {platform.platform()}")
+          f"data={args.data!r}, max_cells={args.max_cells}; machine: {os.cpu_count()} CPUs, {platform.platform()}")
     for _ in range(args.runs):
-        begun = time.time()
-        run, tis = one_run(api, {"device": args.device, "max_cells": args.max_cells})
+        watch = watch_container_starts()
+        run, tis = one_run(api, {"device": args.device, "max_cells": args.max_cells, "data": args.data})
         queued = epoch(run["queued_at"])
-        started = container_starts(begun - 1, time.time() + 1).get(run["dag_run_id"])
+        started = first_starts(watch).get(run["dag_run_id"])
         print(f"\n{run['dag_run_id']} {run['state']}")
         print("| task | state | queued s | start s | end s |\n| --- | --- | --- | --- | --- |")
         for ti in sorted(tis, key=lambda ti: epoch(ti["start_date"]) or float("inf")):
             offsets = [f"{epoch(ti[k]) - queued:.2f}" if ti.get(k) else "-" for k in ("queued_when", "start_date",
                                                                                    "end_date")]
             print(f"| {ti['task_id']}[{ti['map_index']}] | {ti['state']} | {' | '.join(offsets)} |")
-        runners = [epoch(ti["start_date"]) for ti in tis if ti["task_id"].startswith("run_runner") and ti["start_date"]]
+        runners = [epoch(ti["start_date"]) for ti in tis
+                   if ti["task_id"].startswith("run_runner") and ti["state"] != "skipped" and ti["start_date"]]
         if runners:
             to_task.append(min(runners) - queued)
         if started:

@@ -153,12 +153,16 @@ class RunnerOperator(DockerOperator):
 
 
 def runner_summary(log_lines: list[str]) -> dict[str, Any] | None:
-    """The runner's one-line JSON summary (docs/contracts.md): the last log line that parses as one."""
+    """The runner's one-line JSON summary (docs/contracts.md): the last log line that starts with one.
+
+    Docker reads stdout and stderr through separate pipes, so a stderr line may follow the JSON on its line
+    (runners before #13 wrote the newline apart): only the JSON prefix of a line is read.
+    """
     for line in reversed(log_lines):
         line = line.strip()
         if line.startswith("{"):
             try:
-                summary = json.loads(line)
+                summary, _end = json.JSONDecoder().raw_decode(line)
             except ValueError:
                 continue
             if isinstance(summary, dict) and "datasets" in summary:

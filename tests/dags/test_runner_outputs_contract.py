@@ -38,6 +38,9 @@ def test_the_operator_finds_the_summary_line_among_the_log_lines():
         lines = ["2026-11-27 10:00:00 INFO helical_runner: run r: 1 dataset(s)", json.dumps(example),
                  "2026-11-27 10:00:09 WARNING helical_runner: a stderr line interleaved after it"]
         assert runner_summary(lines) == example
+        # Seen in a load test: stdout's JSON and its newline arrived in two frames, a stderr line between them.
+        joined = [json.dumps(example) + "2026-11-27 10:00:09 INFO helical_runner.pipeline: dataset x: ok", ""]
+        assert runner_summary(joined) == example
 
 
 def test_the_run_summary_reads_published_metrics_and_failure_files(tmp_path):

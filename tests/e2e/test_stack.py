@@ -48,21 +48,31 @@ def test_three_datasets_run_on_several_workers(stack):
     assert {ti["queue"] for ti in ran} == {"cpu"}, ran
 
 
-def test_two_files_of_one_name_in_different_folders_get_two_outputs(stack):
+def test_a_pack_of_datasets_keeps_each_output_and_error_its_own(stack):
+    """Two files of one name in different folders and a truncated one, packed into one runner container."""
     twins = E2E / "data" / "twins"
     for lab in ("a", "b"):
         (twins / lab).mkdir(parents=True, exist_ok=True)
         shutil.copy(E2E / "data" / "synthetic_counts.h5ad", twins / lab / "x.h5ad")
+    (twins / "c").mkdir(exist_ok=True)
+    (twins / "c" / "bad.h5ad").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
     try:
-        run_id = stack.trigger("twins", device="cpu", data="twins", max_cells=40)
-        assert stack.wait(run_id) == "success", stack.explain(run_id)
+        run_id = stack.trigger("twins", device="cpu", data="twins", max_cells=40, datasets_per_task=3)
+        assert stack.wait(run_id) == "failed", stack.explain(run_id)
     finally:
         shutil.rmtree(twins)
+    (runner,) = runner_tis(stack, run_id, "run_runner_cpu")  # one container for the three
+    assert runner["state"] == "failed" and runner["try_number"] == 1, runner  # bad input: no retry
     run_dir = stack.results / run_id
-    sources = {name: assert_complete_outputs(run_dir, name)["source"] for name in ("twins__a__x", "twins__b__x")}
-    assert sources == {"twins__a__x": "/data/twins/a/x.h5ad", "twins__b__x": "/data/twins/b/x.h5ad"}
+    published = {name: assert_complete_outputs(run_dir, name) for name in ("twins__a__x", "twins__b__x")}
+    assert {name: m["source"] for name, m in published.items()} == {
+        "twins__a__x": "/data/twins/a/x.h5ad", "twins__b__x": "/data/twins/b/x.h5ad"}
+    assert {m["datasets_in_container"] for m in published.values()} == {3}
+    assert published["twins__a__x"]["startup"] == published["twins__b__x"]["startup"]  # the one container's
     summary = json.loads((run_dir / "summary.json").read_text())
     assert sorted(d["dataset"] for d in summary["datasets"]) == ["twins__a__x", "twins__b__x"], summary
+    assert summary["missing"] == ["/data/twins/c/bad.h5ad"], summary
+    assert "twins/c/bad.h5ad" in summary["errors"]["/data/twins/c/bad.h5ad"]["error"], summary
 
 
 def test_auto_without_gpu_worker_runs_on_cpu(stack):

@@ -46,6 +46,35 @@ def test_default_command_embeds_the_demo_data_offline(models, tmp_path):
     assert "TEST MODEL" in done.stderr.upper()
 
 
+def test_a_run_imports_only_what_it_needs_and_reports_its_startup(models, tmp_path):
+    """Helical's package, scanpy and transformers cost seconds of CPU per container and a run needs none."""
+    out = tmp_path / "results"
+    out.mkdir()
+    done = docker_run("python", "-X", "importtime", "run_helical.py", "--max-cells", "50", "--classifier", "off",
+                      volumes={models: "/models", out: "/results"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "torch" in imported and "helical.models.scgpt.model_dir" in imported
+    heavy = {"scanpy", "transformers", "datasets", "matplotlib", "helical.models.scgpt.model", "sklearn"}
+    assert not heavy & imported, heavy & imported
+    (metrics_file,) = out.glob("*/pbmc68k_reduced/metrics.json")
+    startup = json.loads(metrics_file.read_text())["startup"]
+    stages = ("python", "imports", "model", "first_batch")
+    assert startup["to_first_batch"] == pytest.approx(sum(startup[s] for s in stages), abs=0.01), startup
+
+
+def test_the_runner_code_is_byte_compiled_in_the_image():
+    """The root filesystem is read-only at run time: code not compiled in the image is compiled in every run."""
+    check = ("import pathlib, sys, helical, helical_runner, torch\n"
+             "missing = [str(py) for pkg in (helical, helical_runner, torch)\n"
+             "           for py in pathlib.Path(pkg.__file__).parent.rglob('*.py')\n"
+             "           if not (py.parent / '__pycache__' / f'{py.stem}.{sys.implementation.cache_tag}.pyc').is_file()]\n"
+             "print(len(missing), missing[:5])")
+    done = subprocess.run(["docker", "run", "--rm", "--network", "none", IMAGE, "python", "-c", check],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("0 "), done.stdout
+
+
 def test_missing_model_files_fail_naming_the_fix(tmp_path):
     empty = tmp_path / "models"
     empty.mkdir()

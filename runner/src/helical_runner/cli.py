@@ -86,7 +86,10 @@ def print_summary(run_id: str, results: list[dict[str, Any]]) -> None:
     summary = {"run_id": run_id, "ok": bool(results) and all(r["status"] == "ok" for r in results),
                "datasets": results}
     sys.stderr.flush()
-    print(json.dumps(summary, separators=(",", ":")), flush=True)
+    # One write, newline included: stdout is unbuffered (PYTHONUNBUFFERED) and print() writes the newline
+    # separately, so Docker's log stream could slip a stderr line between the JSON and its newline.
+    sys.stdout.write(json.dumps(summary, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
 
 
 def run(args: argparse.Namespace, clock: StartupClock) -> int:
