@@ -200,3 +200,41 @@ def test_statsd_metrics(run_cli, counts_file: Path) -> None:
         assert names[base + metric].endswith("|g")
     for stage in ("load", "prepare", "embed", "classify", "write"):
         assert (base + "stage." + stage) in names
+
+
+def test_a_pack_publishes_fails_and_counts_each_dataset_on_its_own(run_cli, counts_file: Path, tmp_path: Path) -> None:
+    """--data/--name pairs: one container, the outcomes of separate runs (the workflow's datasets_per_task)."""
+    broken = tmp_path / "data" / "broken.h5ad"
+    broken.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    code, summary, _ = run_cli("--data", str(counts_file), "--name", "lab__a", "--data", str(broken), "--name",
+                               "lab__broken", "--data", str(counts_file), "--name", "lab__a_again", "--run-id", "pack",
+                               "--classifier", "off")
+    assert code == 1  # one bad input: the others are still published
+    assert [(d["dataset"], d["status"]) for d in summary["datasets"]] == [
+        ("lab__a", "ok"), ("lab__broken", "failed"), ("lab__a_again", "ok")]
+    assert "broken.h5ad" in summary["datasets"][1]["error"]
+    run_dir = tmp_path / "results" / "pack"
+    assert (run_dir / "lab__broken.failed.json").is_file()
+    first, again = (json.loads((run_dir / name / "metrics.json").read_text()) for name in ("lab__a", "lab__a_again"))
+    assert first["datasets_in_container"] == again["datasets_in_container"] == 3
+    assert first["startup"] == again["startup"] and first["startup"]["to_first_batch"] > 0
+
+
+def test_the_model_equals_the_one_helicals_scgpt_builds(model_dir: Path) -> None:
+    """The runner builds the model from Helical's own pieces without `scGPT()`: same tensors, same settings."""
+    import torch
+    from helical.models.scgpt import scGPT, scGPTConfig
+
+    from helical_runner.model import MODEL_FILE, load_model
+
+    ours = load_model(model_dir, "cpu")
+    config = scGPTConfig(device="cpu", **ours.dims.as_dict())
+    config.config["model_path"] = model_dir / MODEL_FILE
+    config.config["list_of_files_to_download"] = []
+    theirs = scGPT(configurer=config)
+    mine, helicals = ours.model.state_dict(), theirs.model.state_dict()
+    assert mine.keys() == helicals.keys()
+    assert [key for key in mine if not torch.equal(mine[key], helicals[key])] == []
+    assert not ours.model.training
+    assert {k: ours.config[k] for k in ("pad_token", "pad_value", "MAX_LENGTH")} == {
+        k: theirs.config[k] for k in ("pad_token", "pad_value", "MAX_LENGTH")}

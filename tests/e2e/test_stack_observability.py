@@ -83,6 +83,7 @@ def test_statsd_exporter_served_every_scrape_without_duplicates(stack):
     assert seen("helical_runner_cells_per_second", dataset="synthetic_counts", device="cpu")
     assert seen("helical_runner_test_model", dataset="pbmc_part_a")
     assert seen("helical_runner_stage_duration_seconds", stage="embed")
+    assert seen("helical_runner_stage_duration_seconds", stage="startup")  # once per container
     assert seen("helical_runner_classifier_accuracy", dataset="pbmc_part_a")
 
 

@@ -54,7 +54,7 @@ def test_a_run_imports_only_what_it_needs_and_reports_its_startup(models, tmp_pa
                       volumes={models: "/models", out: "/results"})
     assert done.returncode == 0, done.stderr[-3000:]
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    assert "torch" in imported and "helical.models.scgpt.model_dir" in imported
+    assert "torch" in imported and "helical.models.scgpt.model_dir.model" in imported  # TransformerModel
     heavy = {"scanpy", "transformers", "datasets", "matplotlib", "helical.models.scgpt.model", "sklearn"}
     assert not heavy & imported, heavy & imported
     (metrics_file,) = out.glob("*/pbmc68k_reduced/metrics.json")

@@ -93,6 +93,8 @@ LIVE_SAMPLES: list[Sample] = [
      {"device": "cpu", "dataset": "pbmc_part_a", "stage": "embed"}),
     ("helical.runner.cpu.synthetic_counts.stage.classify:905.400000|ms", "helical_runner_stage_duration_seconds",
      {"device": "cpu", "dataset": "synthetic_counts", "stage": "classify"}),
+    ("helical.runner.cpu.synthetic_counts.stage.startup:2160|ms", "helical_runner_stage_duration_seconds",
+     {"device": "cpu", "dataset": "synthetic_counts", "stage": "startup"}),
     ("helical.runner.cpu.pbmc_part_a.cells:100|c", "helical_runner_cells_total",
      {"device": "cpu", "dataset": "pbmc_part_a"}),
     ("helical.runner.cpu.synthetic_counts.cells_per_second:16.978|g", "helical_runner_cells_per_second",

@@ -25,10 +25,6 @@ def skipped(reason: str, name: str) -> dict[str, Any]:
 def classify(embeddings: np.ndarray, labels: pd.Series | None, mode: str, name: str, label_key: str | None
              ) -> dict[str, Any]:
     """Logistic regression with a stratified held-out split; accuracy, macro-F1 and per-class scores."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-    from sklearn.model_selection import train_test_split
-
     def unusable(reason: str) -> dict[str, Any]:
         if mode == "on":
             raise DatasetError(f"{name}: CLASSIFIER=on but {reason}; set LABEL_KEY to a column with >= 2 labelled "
@@ -48,6 +44,11 @@ def classify(embeddings: np.ndarray, labels: pd.Series | None, mode: str, name: 
         LOG.info("%s: classifier leaves out classes with < %d cells: %s", name, MIN_CELLS_PER_CLASS, dropped)
     if len(kept) < 2:
         return unusable(f"{len(kept)} class(es) of '{label_key}' with >= {MIN_CELLS_PER_CLASS} cells (need 2)")
+    # Only now: scikit-learn is ~0.4 s of imports a run without a usable classifier never needs.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+    from sklearn.model_selection import train_test_split
+
     use = labelled & np.isin(values.astype(str), list(kept))
     x, y = embeddings[use], values[use].astype(str)
     x_train, x_test, y_train, y_test = train_test_split(
