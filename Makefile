@@ -245,6 +245,7 @@ bench-startup: runner-image venv ## docker run -> first batch per stage, test mo
 # RUNNER_SLOTS out of the way; WORKERS=1 then 3 under the same load. The stack is put back as it was afterwards.
 NOOP_IMAGE := helical-runner:noop
 NOOP := RUNNER_CPU_IMAGE=$(NOOP_IMAGE)
+# The pool of compose/airflow/init.sh (helical_workflow.settings.RUNNER_POOL, checked by tests/unit).
 POOL_SET = $(COMPOSE) exec -T airflow-scheduler airflow pools set helical_cpu_runners
 .PHONY: bench-orchestration
 bench-orchestration: venv ## No-op runner load test, WORKERS=1 vs 3, running stack [DATA=one file NOOP_SECONDS=5]; to docs/benchmarks/

@@ -10,3 +10,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_init_creates_the_pool_the_runner_tasks_use():
     init = (ROOT / "compose" / "airflow" / "init.sh").read_text()
     assert f"airflow pools set {RUNNER_POOL} " in init
+    # make bench-orchestration widens the pool, then sets it back as init.sh does.
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"airflow pools set {RUNNER_POOL}\n" in makefile

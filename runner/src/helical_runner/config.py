@@ -118,9 +118,8 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = Non
     repeated: dict[str, list[str]] = {}
     for flag, name, default, _ in RUN_OPTIONS:
         value = getattr(args, _dest(flag), None)
-        if flag in REPEATABLE:
-            value = value or None
-            repeated[name] = value if value is not None else [v for v in [env.get(name) or default] if v]
+        if flag in REPEATABLE:  # the flags as given, else the env var's one value, else the default's
+            repeated[name] = value or [v for v in (env.get(name) or default,) if v]
             continue
         if value is None:
             value = env.get(name) or default  # an empty env var means "use the default"

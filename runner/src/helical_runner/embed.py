@@ -1,13 +1,12 @@
 """Cell embeddings with Helical's scGPT, streamed over the cells in chunks so memory stays flat.
 
-Per chunk it uses Helical's own pieces: `Dataset` (tokenise: non-zero genes + <cls>), `DataCollator`
-(binning into 51 bins, sampling to 1,200 genes, padding) and `TransformerModel._encode`. It does not
+Per chunk it builds the inputs Helical's `Dataset` (tokenise: non-zero genes + <cls>) and `DataCollator`
+(binning into 51 bins, sampling to 1,200 genes, padding) would, and runs `TransformerModel._encode`. It does not
 call `scGPT.process_data` on the chunk because that would (a) try a network Ensembl lookup via
 `ensure_gene_symbols` and (b) mutate the AnnData; gene mapping is done once per file in validate.py.
 
-Helical's `Dataset` and `DataCollator` are replaced by batches.py, which builds the same tensors from the CSR
-rows in one pass per batch (runner/tests checks they are equal). Departures from `scGPT.get_embeddings`, each
-measured in bench/bench_runner.py:
+batches.py builds those tensors from the CSR rows in one pass per batch (runner/tests checks they are equal).
+Departures from `scGPT.get_embeddings`, each measured in bench/bench_runner.py:
 - cells are sorted by gene count within a chunk, so a batch pads to similar lengths (less wasted work);
 - the "cell" mean excludes padding positions. Helical averages over the padded length too, which makes
   a cell's embedding depend on which cells share its batch; excluding them makes it a property of the
@@ -142,7 +141,6 @@ class Embedder:
         self.weights_dtype = torch.bfloat16 if self.on_gpu and precision == "bf16" else torch.float32
         if self.weights_dtype != torch.float32:
             self.model.to(self.weights_dtype)
-        self.model.eval()
 
     def _autocast(self):
         import torch

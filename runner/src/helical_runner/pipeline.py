@@ -3,6 +3,7 @@ output, a kept earlier one, or a failure recorded for the run's summary (never a
 
 from __future__ import annotations
 
+import functools
 import logging
 import platform
 import time
@@ -64,6 +65,7 @@ class Result:
                 "cells": self.cells, "cells_per_second": self.cells_per_second}
 
 
+@functools.cache  # once per container: a pack's datasets would each read the same package metadata
 def package_versions() -> dict[str, str]:
     found = {"helical_runner": __version__, "python": platform.python_version()}
     for package in ("helical", "torch", "scanpy", "anndata", "scikit-learn", "numpy"):
@@ -88,7 +90,7 @@ class Stages:
 
 
 def run_dataset(source: DatasetSource, settings: Settings, run_dir: Path, run_id: str, loaded: LoadedModel,
-                embedder: Embedder, metrics: Metrics, datasets_in_container: int = 1) -> Result:
+                embedder: Embedder, metrics: Metrics, datasets_in_container: int) -> Result:
     """The dataset's outcome, logged and counted; a failure is recorded in <dataset>.failed.json, so one bad
     dataset never stops the others."""
     started = time.perf_counter()
@@ -114,7 +116,7 @@ def run_dataset(source: DatasetSource, settings: Settings, run_dir: Path, run_id
 
 
 def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, run_id: str, loaded: LoadedModel,
-                    embedder: Embedder, datasets_in_container: int = 1) -> Result:
+                    embedder: Embedder, datasets_in_container: int) -> Result:
     """Raises DatasetError (or anything unexpected) on failure; run_dataset records it."""
     if (earlier := published_metrics(run_dir, source.name)) is not None:
         return kept_result(run_dir, source, earlier)
