@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cluster_address import address_for_tests
 from loadtest.client import AirflowApi, ApiError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,11 +31,9 @@ MAKE_VARS = {
     "HELICAL_RESULTS_DIR": str(E2E / "results"),
     "HELICAL_MODELS_DIR": str(E2E / "models"),
     "HELICAL_LOGS_DIR": str(E2E / "logs"),
-    # Cluster mode (docs/scale-out.md) on the Docker bridge's gateway: reachable from a second compose project
-    # on its own network, as a LAN address is from another machine, and from no other machine.
-    "CLUSTER_BIND_ADDRESS": subprocess.run(
-        ["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
-        capture_output=True, text=True, check=True).stdout.strip(),
+    # Cluster mode (docs/scale-out.md) on an address of this host's Docker bridge (tests/cluster_address.py):
+    # reachable from a second compose project on its own network, as a LAN address is from another machine.
+    "CLUSTER_BIND_ADDRESS": address_for_tests(dict(os.environ))[0],
     "COMPOSE_PROFILES": PROFILES,
     "COMPOSE_EXTRA_FILES": "-f tests/e2e/compose.test.yaml",
     "DAG_REFRESH_INTERVAL": "10",
