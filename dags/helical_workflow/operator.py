@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -25,6 +26,7 @@ from helical_workflow.contract import (
     runner_command,
 )
 from helical_workflow.discovery import PlannedDataset, safe_run_id
+from helical_workflow.gpu_slots import DEVICE_LABEL, SLOT_LABEL, GpuSlot, hold_gpu_slot
 from helical_workflow.settings import GPU_WORKER_MODE_ENV, load_settings
 
 # The runner writes only to /results and /tmp (its image points every cache there).
@@ -38,8 +40,9 @@ class RunnerOperator(DockerOperator):
     """helical-runner on `datasets` (paths under /data, each with its output name, unique within the run, from
     discovery.plan_datasets; several when the run packs them), labelled for cAdvisor, logs streamed to the task log.
 
-    `gpu=True` asks the engine for one NVIDIA GPU and runs the GPU image, unless the worker executing the
-    task is the test-only GPU worker (HELICAL_GPU_WORKER_MODE=test), which uses the CPU image and no device.
+    `gpu=True` runs the GPU image on one GPU of the worker's host, by device id (gpu_slots.py), unless the worker
+    executing the task is the test-only GPU worker (HELICAL_GPU_WORKER_MODE=test), which uses the CPU image, and
+    a device id only when it is given fake ones (HELICAL_GPU_DEVICES).
     """
 
     def __init__(self, *, datasets: list[PlannedDataset], gpu: bool = False, **kwargs: Any) -> None:
@@ -67,8 +70,7 @@ class RunnerOperator(DockerOperator):
             # Every line: stdout and stderr interleave in the container's log stream, so the runner's JSON
             # summary (its last stdout line) is not always the stream's last line.
             xcom_all=True,
-            # One GPU per task: count=-1 would hand every GPU of the host to each runner.
-            device_requests=[DeviceRequest(count=1, capabilities=[["gpu"]])] if gpu else None,
+            # A GPU runner's device (one id, chosen by hold_gpu_slot when it starts) is set in execute.
             **kwargs,
         )
         self.datasets = datasets
@@ -78,18 +80,17 @@ class RunnerOperator(DockerOperator):
         self.statsd_host = settings.statsd_host
         self.cpu_image = settings.cpu_image
         self.runner_cpus = settings.runner_cpus
+        self.gpu_devices, self.runners_per_gpu = settings.gpu_devices, settings.runners_per_gpu
+        self.gpu_lock_dir = settings.gpu_lock_dir
 
     def execute(self, context: Any) -> Any:
         ti = context["ti"]
-        params = context["params"]
         run_id = safe_run_id(context["run_id"])
-        gpu_mode = "none"
-        if self.gpu:
-            gpu_mode = os.environ.get(GPU_WORKER_MODE_ENV, "device")
-            if gpu_mode == "test":
-                self.image, self.device_requests = self.cpu_image, None
+        gpu_mode = os.environ.get(GPU_WORKER_MODE_ENV, "device") if self.gpu else "none"
+        if gpu_mode == "test":
+            self.image = self.cpu_image
         device = RUNNER_DEVICES[GPU_QUEUE if gpu_mode == "device" else CPU_QUEUE]
-        self.command = runner_command(self.datasets, run_id, params, device=device)
+        self.command = runner_command(self.datasets, run_id, context["params"], device=device)
         self.environment = {"STATSD_HOST": self.statsd_host, "STATSD_PORT": "9125"} if self.statsd_host else {}
         # Not templated fields, so they are set here, where the run's identity is known.
         self.container_name = container_name(ti.dag_id, ti.task_id, run_id, ti.map_index, ti.try_number)
@@ -105,6 +106,29 @@ class RunnerOperator(DockerOperator):
         self.log.info("runner %s on %s (queue %s, gpu mode %s)", self.image, self.dataset, self.queue, gpu_mode)
         self.stop_earlier_tries()
         self.add_resource_limits()
+        with self.gpu_slot(gpu_mode) as slot:
+            if slot:
+                self.device_requests = [DeviceRequest(device_ids=[slot.device], capabilities=[["gpu"]])]
+                self.labels |= {SLOT_LABEL: slot.name, DEVICE_LABEL: slot.device}
+                self.log.info("GPU %s (slot %s) of this host's %s", slot.device, slot.name, ",".join(self.gpu_devices))
+            return self.run_container(context)
+
+    def gpu_slot(self, gpu_mode: str) -> contextlib.AbstractContextManager[GpuSlot | None]:
+        """This host's GPU for the task, held until it ends; none on the CPU queue and on the test GPU worker
+        without devices (it proves the gpu route on machines with no GPU)."""
+        if gpu_mode == "none" or (gpu_mode == "test" and not self.gpu_devices):
+            return contextlib.nullcontext()
+        if not self.gpu_devices:
+            raise AirflowException("this GPU worker knows no GPU (HELICAL_GPU_DEVICES is empty): make up GPU=1 and "
+                                   "make worker-host QUEUE=gpu fill it from nvidia-smi, or set GPU_DEVICES in .env")
+        return hold_gpu_slot(self.gpu_devices, self.runners_per_gpu, self.gpu_lock_dir, self.running_gpu_slots)
+
+    def running_gpu_slots(self) -> set[str]:
+        return {container["Labels"][SLOT_LABEL] for container in
+                self.cli.containers(filters={"label": [RUNNER_LABEL, SLOT_LABEL], "status": "running"})}
+
+    def run_container(self, context: Any) -> Any:
+        """The DockerOperator's run, its exit code sorted: bad input fails at once, anything else is retried."""
         try:
             log_lines = super().execute(context)
         except DockerContainerFailedException as err:
