@@ -52,3 +52,12 @@ def test_exec_hands_the_limits_to_the_command_it_becomes():
                           check=True)
     assert "AIRFLOW__CORE__PARALLELISM=88" in done.stdout.splitlines()
     assert "40 CPU + 0 GPU runner slots" in done.stderr
+
+
+def test_the_scale_out_docs_table_is_what_the_module_derives():
+    docs = (ROOT / "docs" / "scale-out.md").read_text()
+    small, large = Capacity(cpu_slots=8, gpu_slots=0), Capacity(cpu_slots=96, gpu_slots=8)
+    for limit, attribute in (("`max_active_tasks` of the DAG", "max_active_tasks_per_run"),
+                             ("`core.parallelism`", "parallelism"), ("`scheduler.max_tis_per_query`", "max_tis_per_query")):
+        (row,) = [line for line in docs.splitlines() if line.startswith(f"| {limit}")]
+        assert row.endswith(f"| {getattr(small, attribute)} | {getattr(large, attribute)} |"), row
