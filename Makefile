@@ -268,7 +268,7 @@ bench-orchestration: venv ## No-op runner load test, WORKERS=1 vs 3, running sta
 	  --device cpu $(if $(DATA),--data '$(DATA)') --compare-workers 1,3 --scale-cmd '$(MAKE) scale WORKERS={n} $(NOOP)' \
 	  --flower-url http://127.0.0.1:$(or $(FLOWER_PORT),5555) --out docs/benchmarks/orchestration-noop-$(or $(NOOP_SECONDS),5)s --no-progress \
 	  || status=$$?; \
-	$(POOL_SET) "$$($(COMPOSE) exec -T airflow-scheduler python -m helical_workflow.capacity pool-size)" \
+	$(POOL_SET) "$$($(COMPOSE) exec -T airflow-scheduler python -m helical_workflow.capacity)" \
 	  "CPU runner containers at once (RUNNER_SLOTS in .env)" >/dev/null; \
 	$(COMPOSE) up -d --no-deps --wait docker-policy && $(MAKE) scale WORKERS=$(or $(WORKERS),2); exit $${status:-0}
 

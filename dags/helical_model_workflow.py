@@ -15,6 +15,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
 from helical_workflow import capacity
+from helical_workflow.broker import task_execution_timeout
 from helical_workflow.contract import CLASSIFIER_MODES, CPU_QUEUE, DEVICE_PARAMS, GPU_QUEUE
 from helical_workflow.operator import RunnerOperator
 from helical_workflow.settings import RUNNER_POOL
@@ -40,7 +41,8 @@ with DAG(
         "retries": 2,
         "retry_delay": timedelta(seconds=15),
         "retry_exponential_backoff": True,
-        "execution_timeout": timedelta(hours=6),
+        # TASK_EXECUTION_TIMEOUT; Celery's visibility timeout is derived to outlast it (helical_workflow/broker.py).
+        "execution_timeout": timedelta(seconds=task_execution_timeout(os.environ)),
     },
     params={
         "data": Param("", type="string", title="Datasets",

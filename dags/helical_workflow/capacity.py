@@ -5,15 +5,14 @@ Airflow 3.3.2's defaults cap the stack far below its hardware: `core.parallelism
 every limit follows two numbers, the CPU and GPU runner slots of the whole cluster, so raising RUNNER_SLOTS
 (or adding GPUs) is the one change a bigger cluster needs.
 
-Pure logic, no Airflow import: the DAG file reads it for max_active_tasks, init.sh for the pool size, and
-`python -m helical_workflow.capacity exec airflow ...` (every Airflow service's entrypoint) puts the limits, and a
-GPU worker's concurrency, into the environment of the Airflow process it then becomes.
+Pure logic, no Airflow import: the DAG file reads it for max_active_tasks, init.sh for the pool size
+(`python -m helical_workflow.capacity`), and launch.py, every Airflow service's entrypoint, puts the limits
+into the environment of the Airflow process it then becomes.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -112,24 +111,8 @@ def worker_environment(env: Mapping[str, str]) -> dict[str, str]:
     return {}
 
 
-def main(argv: list[str]) -> None:
-    """`pool-size`: print the CPU runner pool's size. `exec CMD...`: become CMD (an Airflow command: the image's
-    entrypoint) with the derived limits in its environment, after saying them."""
-    env = dict(os.environ)
-    capacity = from_environment(env)
-    if argv[:1] == ["pool-size"]:
-        print(capacity.cpu_slots)
-        return
-    if argv[:1] != ["exec"] or len(argv) < 2:
-        raise SystemExit("usage: python -m helical_workflow.capacity pool-size | exec CMD...")
-    derived = capacity.scheduler_environment() | worker_environment(env)
-    print(f"capacity: {capacity.cpu_slots} CPU + {capacity.gpu_slots} GPU runner slots -> "
-          + ", ".join(f"{key}={value}" for key, value in derived.items()), file=sys.stderr, flush=True)
-    os.execvpe(argv[1], argv[1:], {**env, **derived})
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m helical_workflow.capacity`: the CPU runner pool's size, for init.sh
     try:
-        main(sys.argv[1:])
+        print(from_environment(os.environ).cpu_slots)
     except CapacityError as err:
         raise SystemExit(f"capacity: {err}") from err

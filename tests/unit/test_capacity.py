@@ -46,12 +46,19 @@ def test_slots_come_from_the_settings_or_the_host():
         worker_environment({"CELERY_QUEUE": "gpu"})
 
 
-def test_exec_hands_the_limits_to_the_command_it_becomes():
-    done = subprocess.run([sys.executable, "-m", "helical_workflow.capacity", "exec", "env"], cwd=ROOT / "dags",
-                          env={"HELICAL_RUNNER_SLOTS": "40", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-                          check=True)
-    assert "AIRFLOW__CORE__PARALLELISM=88" in done.stdout.splitlines()
+def test_the_launcher_hands_every_derived_setting_to_the_command_it_becomes():
+    done = subprocess.run([sys.executable, "-m", "helical_workflow.launch", "env"], cwd=ROOT / "dags",
+                          env={"HELICAL_RUNNER_SLOTS": "40", "HELICAL_TASK_EXECUTION_TIMEOUT": "3600",
+                               "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True)
+    assert {"AIRFLOW__CORE__PARALLELISM=88", "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT=4200"} <= set(
+        done.stdout.splitlines())
     assert "40 CPU + 0 GPU runner slots" in done.stderr
+
+
+def test_the_launcher_refuses_what_cannot_work_naming_it():
+    done = subprocess.run([sys.executable, "-m", "helical_workflow.launch", "env"], cwd=ROOT / "dags",
+                          env={"CELERY_QUEUE": "gpu", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert done.returncode != 0 and "GPU_DEVICES" in done.stderr and not done.stdout
 
 
 def test_the_scale_out_docs_table_is_what_the_module_derives():
