@@ -1,12 +1,13 @@
 """How long Redis lets a worker hold a task before handing it to another: longer than any task may run.
 
 Celery on Redis redelivers a message its worker has not acknowledged within the visibility timeout (Airflow
-acknowledges late: when the task ends). A runner task still running then would be delivered again; Airflow 3.3.2
-refuses the second start (the execution API answers 409), but the Celery executor then reports the task failed,
-and the scheduler fails the running try ("state mismatch") and retries it: a task longer than the timeout could
-never finish (docs/reliability.md). The celery provider's default is 24 h; here the timeout is derived from the
-runner tasks' execution timeout (TASK_EXECUTION_TIMEOUT), so Airflow times a task out before Redis would
-redeliver it, and a shorter timeout set by hand is refused.
+acknowledges late: when the task ends). Measured on 3.3.2 (tests/e2e/test_chaos.py): a runner task still running
+then is delivered again, the second delivery cannot start it, the Celery executor reports the task failed, and
+the scheduler fails the running try ("reported that the task instance ... finished with state failed, but the
+task instance's state attribute is running") and retries it: a task longer than the timeout never finishes. The
+celery provider's default is 24 h; here the timeout is derived from the runner tasks' execution timeout
+(TASK_EXECUTION_TIMEOUT), so Airflow times a task out before Redis would redeliver it, and a shorter timeout set
+by hand is refused.
 """
 
 from __future__ import annotations
