@@ -12,6 +12,9 @@ from helical_workflow.contract import CPU_QUEUE, GPU_QUEUE, RUNNER_IMAGES
 RUNNER_POOL = "helical_cpu_runners"
 # How the test-only GPU worker announces itself: it consumes `gpu` but requests no device.
 GPU_WORKER_MODE_ENV = "HELICAL_GPU_WORKER_MODE"
+# How a runner task starts its runner (RUNNER_LAUNCH_MODE): a container on the Docker engine (compose), or a
+# Kubernetes pod (the Helm deployment, docs/kubernetes.md). One contract either way: runner_launch.py.
+LAUNCH_MODES = ("docker", "kubernetes")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Settings:
     # The same folders as the workers see them (compose mounts them into every Airflow container).
     worker_data_dir: Path
     worker_results_dir: Path
+    launch_mode: str
 
 
 def load_settings(env: os._Environ[str] | dict[str, str] = os.environ) -> Settings:
@@ -48,4 +52,12 @@ def load_settings(env: os._Environ[str] | dict[str, str] = os.environ) -> Settin
         runner_memory=env.get("HELICAL_RUNNER_MEMORY") or "4g",
         worker_data_dir=Path(env.get("HELICAL_WORKER_DATA_DIR", "/opt/airflow/data")),
         worker_results_dir=Path(env.get("HELICAL_WORKER_RESULTS_DIR", "/opt/airflow/results")),
+        launch_mode=launch_mode(env.get("HELICAL_RUNNER_LAUNCH_MODE") or LAUNCH_MODES[0]),
     )
+
+
+def launch_mode(value: str) -> str:
+    if value not in LAUNCH_MODES:
+        raise ValueError(f"HELICAL_RUNNER_LAUNCH_MODE={value!r}: set RUNNER_LAUNCH_MODE in .env (or the env of "
+                         f"kubernetes/values.yaml) to one of {', '.join(LAUNCH_MODES)}")
+    return value
