@@ -263,3 +263,10 @@ def test_the_workers_role_allows_what_the_provider_calls_and_nothing_more(deploy
     (role,) = [doc for doc in rbac if doc["kind"] == "Role"]
     allowed = {(resource, verb) for rule in role["rules"] for resource in rule["resources"] for verb in rule["verbs"]}
     assert calls == allowed
+
+
+def test_every_runner_line_reaches_the_task_log(deployed, capsys):
+    api = FakeKubeApi(log_lines=LINES)
+    second_try(api)
+    logged = capsys.readouterr()
+    assert all(f"[base] {line}" in logged.out + logged.err for line in LINES)
