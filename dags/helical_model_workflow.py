@@ -17,14 +17,16 @@ from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 from helical_workflow import capacity
 from helical_workflow.broker import task_execution_timeout
 from helical_workflow.contract import CLASSIFIER_MODES, CPU_QUEUE, DEVICE_PARAMS, GPU_QUEUE
-from helical_workflow.operator import RunnerOperator
-from helical_workflow.settings import RUNNER_POOL
+from helical_workflow.runner_launch import runner_operator_class
+from helical_workflow.settings import RUNNER_POOL, load_settings
 
 # Datasets per runner container unless a run asks otherwise: one, so no dataset waits for another's
 # container; docs/benchmarks/README.md measures what packing small files gains.
 DATASETS_PER_TASK = 1
 
 RUNNER_TASK = {CPU_QUEUE: "run_runner_cpu", GPU_QUEUE: "run_runner_gpu"}
+# A container on the Docker engine, or a Kubernetes pod (RUNNER_LAUNCH_MODE): the same contract, runner_launch.py.
+RunnerOperator = runner_operator_class(load_settings().launch_mode)
 
 with DAG(
     dag_id="helical_model_workflow",

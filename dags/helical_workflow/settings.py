@@ -18,6 +18,9 @@ GPU_WORKER_MODE_ENV = "HELICAL_GPU_WORKER_MODE"
 # datasets a run takes at most (MAX_DATASETS_PER_RUN): docs/scale-out.md.
 DEFAULT_MAX_RUNNER_TASKS = 512
 DEFAULT_MAX_DATASETS_PER_RUN = 100_000
+# How a runner task starts its runner (RUNNER_LAUNCH_MODE): a container on the Docker engine (compose), or a
+# Kubernetes pod (the Helm deployment, docs/kubernetes.md). One contract either way: runner_launch.py.
+LAUNCH_MODES = ("docker", "kubernetes")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Settings:
     runners_per_gpu: int
     # Where the GPU workers of one host keep a lock file per GPU slot (a volume they share).
     gpu_lock_dir: Path
+    launch_mode: str
 
 
 def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
@@ -66,4 +70,12 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         gpu_devices=tuple(gpu_devices(env)),
         runners_per_gpu=runners_per_gpu(env),
         gpu_lock_dir=Path(env.get("HELICAL_GPU_LOCK_DIR", "/opt/airflow/gpu-slots")),
+        launch_mode=launch_mode(env.get("HELICAL_RUNNER_LAUNCH_MODE") or LAUNCH_MODES[0]),
     )
+
+
+def launch_mode(value: str) -> str:
+    if value not in LAUNCH_MODES:
+        raise ValueError(f"HELICAL_RUNNER_LAUNCH_MODE={value!r}: set RUNNER_LAUNCH_MODE in .env (or the env of "
+                         f"kubernetes/values.yaml) to one of {', '.join(LAUNCH_MODES)}")
+    return value
