@@ -303,5 +303,6 @@ lock: ## Recompile every lock file, with hashes, from its .in file (needs uv: pi
 	$(LOCK_312) compose/airflow/requirements.in -o compose/airflow/requirements.lock
 	$(LOCK_312) compose/airflow/requirements-test.in -c compose/airflow/requirements.lock \
 	  -o compose/airflow/requirements-test.lock
+	$(LOCK_312) compose/docker-policy/requirements.in -o compose/docker-policy/requirements.lock
 	uv pip compile --generate-hashes --custom-compile-command 'make lock' -q $(if $(UPGRADE),--upgrade) \
 	  --python-version 3.11 requirements-dev.in -o requirements-dev.lock
