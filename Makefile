@@ -174,11 +174,15 @@ $(VENV)/.done: requirements-dev.lock
 venv: $(VENV)/.done
 
 .PHONY: test
-test: lint test-unit test-contract test-dags test-runner test-monitoring test-stack ## Everything: unit, contracts, in-image tests, then e2e, security, chaos and scale-out on the stack
+test: lint test-unit test-contract test-gateway test-dags test-runner test-monitoring test-stack ## Everything: unit, contracts, in-image tests, then e2e, security, chaos and scale-out on the stack
 
 .PHONY: test-unit
 test-unit: venv ## Pure-logic tests, seconds, no Docker
 	$(VENV)/bin/pytest -q tests/unit
+
+.PHONY: test-gateway
+test-gateway: venv ## The Docker API gateway in front of socket-proxy 1.13.1 and the engine: throw-away containers, no stack
+	$(VENV)/bin/pytest -q tests/gateway
 
 .PHONY: test-contract
 test-contract: venv ## The names the folders share agree with their one definition (docs/contracts.md), seconds

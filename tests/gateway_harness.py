@@ -173,21 +173,22 @@ def exchange(port: int, raw: bytes, timeout: float = 10.0) -> bytes:
         return answer
 
 
-def runner_spec(gpu_id: str | None = None) -> dict:
+def runner_spec(gpu_id: str | None = None, config: Config = CONFIG) -> dict:
     """A create body as docker-py 7.2 writes it for RunnerOperator (captured from the DockerOperator's call)."""
     host = {
-        "Memory": 4 << 30, "MemorySwap": 4 << 30, "ReadonlyRootfs": True, "NetworkMode": "helical_runners",
+        "Memory": config.max_memory, "MemorySwap": config.max_memory, "ReadonlyRootfs": True,
+        "NetworkMode": config.network,
         "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"], "PortBindings": {},
         "LogConfig": {"Type": None, "Config": {"max-size": "10m", "max-file": "2"}}, "CpuShares": 1024,
-        "Tmpfs": {"/tmp": "size=2g"}, "PidsLimit": 512, "NanoCpus": 10**9,
-        "Mounts": [{"Target": "/data", "Source": CONFIG.data_dir, "Type": "bind", "ReadOnly": True},
-                   {"Target": "/results", "Source": CONFIG.results_dir, "Type": "bind", "ReadOnly": False},
-                   {"Target": "/models", "Source": CONFIG.models_dir, "Type": "bind", "ReadOnly": True}],
+        "Tmpfs": {"/tmp": "size=64m"}, "PidsLimit": 512, "NanoCpus": config.max_nano_cpus,
+        "Mounts": [{"Target": "/data", "Source": config.data_dir, "Type": "bind", "ReadOnly": True},
+                   {"Target": "/results", "Source": config.results_dir, "Type": "bind", "ReadOnly": False},
+                   {"Target": "/models", "Source": config.models_dir, "Type": "bind", "ReadOnly": True}],
     }
     if gpu_id is not None:
         host["DeviceRequests"] = [{"Driver": "", "Count": 0, "DeviceIDs": [gpu_id], "Capabilities": [["gpu"]],
                                    "Options": {}}]
-    return {"ExposedPorts": {}, "User": "1000:1000", "Tty": False, "OpenStdin": False, "StdinOnce": False,
+    return {"ExposedPorts": {}, "User": config.user, "Tty": False, "OpenStdin": False, "StdinOnce": False,
             "AttachStdin": False, "AttachStdout": True, "AttachStderr": True,
             "Env": ["STATSD_HOST=statsd-exporter", "STATSD_PORT=9125"], "Cmd": ["helical-runner", "run"],
             "Image": "helical-runner:gpu" if gpu_id is not None else "helical-runner:cpu", "NetworkDisabled": False,

@@ -81,7 +81,7 @@ def test_the_runner_spec_passes_and_is_forwarded_as_checked():
     (injected('"Source":"/srv/helical/data"', ',"Source":"/"'), "the JSON key 'Source' appears twice"),
     (injected('"max-size":"10m"', ',"MAX-SIZE":"10g"'), "as 'max-size' and 'MAX-SIZE'"),
     (injected('"helical.dag_id":"helical_model_workflow"', ',"helical.dag_id":"x"'), "'helical.dag_id' appears"),
-    (injected('"Tmpfs":{"/tmp":"size=2g"', ',"/tmp":"size=2g,exec"'), "the JSON key '/tmp' appears twice"),
+    (injected('"Tmpfs":{"/tmp":"size=64m"', ',"/tmp":"size=2g,exec"'), "the JSON key '/tmp' appears twice"),
     # Keys Go folds onto ASCII ones (the Kelvin sign is K), and JSON Python reads but Go does not.
     (injected('"HostConfig":{', '"Cap\u212aadd":[],'), "is not printable ASCII"),
     (COMPACT.replace('"Memory":4294967296', '"Memory":NaN'), "NaN is not JSON"),
