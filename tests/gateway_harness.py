@@ -157,10 +157,19 @@ def running_gateway(upstream_port: int, config: Config = CONFIG) -> Iterator[int
     try:
         yield server.sockets[0].getsockname()[1]
     finally:
+        asyncio.run_coroutine_threadsafe(stop_serving(server), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
-        server.close()
         loop.close()
+
+
+async def stop_serving(server: asyncio.Server) -> None:
+    """Close the server and end the connections it still serves (a client that left a stream open)."""
+    server.close()
+    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 def exchange(port: int, raw: bytes, timeout: float = 10.0) -> bytes:
@@ -178,7 +187,7 @@ def runner_spec(gpu_id: str | None = None, config: Config = CONFIG) -> dict:
     host = {
         "Memory": config.max_memory, "MemorySwap": config.max_memory, "ReadonlyRootfs": True,
         "NetworkMode": config.network,
-        "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"], "PortBindings": {},
+        "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"], "PortBindings": {}, "Ulimits": [],
         "LogConfig": {"Type": None, "Config": {"max-size": "10m", "max-file": "2"}}, "CpuShares": 1024,
         "Tmpfs": {"/tmp": "size=64m"}, "PidsLimit": 512, "NanoCpus": config.max_nano_cpus,
         "Mounts": [{"Target": "/data", "Source": config.data_dir, "Type": "bind", "ReadOnly": True},

@@ -169,7 +169,7 @@ def runner_host_config(client: docker.APIClient, device_requests: list | None) -
         Mount(target="/models", source=CONFIG.models_dir, type="bind", read_only=True)],
         network_mode=CONFIG.network, shm_size=None, dns=None, dns_search=None, cpu_shares=1024, port_bindings={},
         mem_limit="4g", cap_add=None, extra_hosts=None, privileged=False, device_requests=device_requests,
-        log_config=LogConfig(config={"max-size": "10m", "max-file": "2"}), ipc_mode=None, ulimits=None)
+        log_config=LogConfig(config={"max-size": "10m", "max-file": "2"}), ipc_mode=None, ulimits=[])
 
 
 @pytest.mark.parametrize(("image", "device_requests"), [

@@ -61,7 +61,7 @@ def runner_specs(draw: st.DrawFn) -> dict[str, Any]:
             "LogConfig": {"Type": draw(st.sampled_from([None, "", "json-file"])),
                           "Config": {"max-size": draw(st.sampled_from(["10m", "1k", "100m"])),
                                      "max-file": str(draw(st.integers(1, 5)))}}}
-    optional_host = {"PortBindings": {}, "CpuShares": draw(st.integers(2, 262144)), "IpcMode": "", "PidMode": "",
+    optional_host = {"PortBindings": {}, "Ulimits": [], "CpuShares": draw(st.integers(2, 262144)), "IpcMode": "", "PidMode": "",
                      "DeviceRequests": [{"Driver": draw(st.sampled_from(["", "nvidia"])), "Count": 0,
                                          "DeviceIDs": [draw(GPU_IDS)], "Capabilities": [["gpu"]], "Options": {}}]}
     host.update({key: value for key, value in optional_host.items() if draw(st.booleans())})
@@ -220,7 +220,7 @@ JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**64
                            lambda children: st.lists(children, max_size=3)
                            | st.dictionaries(st.text(max_size=8), children, max_size=3), max_leaves=8)
 HOST_KEYS = {"NetworkMode", "Memory", "MemorySwap", "NanoCpus", "PidsLimit", "ReadonlyRootfs", "CapDrop",
-             "SecurityOpt", "Mounts", "Tmpfs", "LogConfig", "PortBindings", "CpuShares", "DeviceRequests", "Cgroup",
+             "SecurityOpt", "Mounts", "Tmpfs", "LogConfig", "PortBindings", "Ulimits", "CpuShares", "DeviceRequests", "Cgroup",
              "PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode"}
 
 

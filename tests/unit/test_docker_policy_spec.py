@@ -122,6 +122,7 @@ def test_only_the_runners_exact_user_passes(user):
     ("HostConfig.OomKillDisable", True, "HostConfig.OomKillDisable is not a setting"),
     ("HostConfig.PublishAllPorts", True, "HostConfig.PublishAllPorts is not a setting"),
     ("HostConfig.PortBindings", {"22/tcp": [{"HostPort": "22"}]}, "HostConfig.PortBindings must be {}"),
+    ("HostConfig.Ulimits", [{"Name": "nofile", "Soft": 1048576, "Hard": 1048576}], "HostConfig.Ulimits must be []"),
     ("HostConfig.MaskedPaths", [], "HostConfig.MaskedPaths is not a setting"),
     ("HostConfig.ReadonlyPaths", [], "HostConfig.ReadonlyPaths is not a setting"),
     ("HostConfig.SecurityOpt", ["no-new-privileges=false"], 'SecurityOpt must be ["no-new-privileges"]'),

@@ -183,6 +183,7 @@ HOST_CONFIG: dict[str, tuple[bool, Check]] = {
     "Tmpfs": (True, tmpfs),
     "LogConfig": (True, log_config),
     "PortBindings": (False, exactly({})),
+    "Ulimits": (False, exactly([])),
     "CpuShares": (False, integer(*CPU_SHARES)),
     "DeviceRequests": (False, device_requests),
     **{mode: (False, exactly("")) for mode in ("Cgroup", "PidMode", "IpcMode", "UTSMode", "UsernsMode",
