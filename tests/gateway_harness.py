@@ -215,3 +215,9 @@ def answer_of(raw: bytes) -> tuple[int, str]:
     head, _, body = raw.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     return status, json.loads(body).get("message", "") if body.startswith(b"{") else body.decode(errors="replace")
+
+
+def unexpected_answers(report: dict) -> dict[str, dict]:
+    """The cases of tests/security/hostile_task_probe.py's report not answered as each expects."""
+    return {name: case for name, case in report["cases"].items()
+            if case["status"] != case["expect"][0] or case["expect"][1] not in case["message"]}

@@ -10,10 +10,12 @@ request must leave the engine's record without a container of this run's label.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ import pytest
 import yaml
 from docker.types import LogConfig, Mount
 from docker_policy.config import Config
-from gateway_harness import answer_of, exchange, http_request, runner_spec, running_gateway
+from gateway_harness import answer_of, exchange, http_request, runner_spec, running_gateway, unexpected_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 SOCKET_PROXY = "wollomatic/socket-proxy:1.13.1"
@@ -196,3 +198,25 @@ def test_socket_proxy_refuses_what_the_gateway_would_never_send(socket_proxy, co
     assert containers_of_this_run() == []
     assert f"{PREFIX}-vol" not in docker_cli("volume", "ls", "-q")
 
+
+
+def test_the_live_suites_probe_gets_the_answers_it_expects(gateway, config, caplog):
+    """tests/security/hostile_task_probe.py, which make security runs inside a worker, run here against this
+    gateway, socket-proxy and engine: every case answered as it expects, the controls pass, nothing created."""
+    caplog.set_level(logging.INFO, logger="docker-policy")
+    service = docker_cli("inspect", "-f", "{{.Id}}", f"{PREFIX}-socket-proxy").strip()[:12]
+    env = {**os.environ, "DOCKER_HOST": f"tcp://127.0.0.1:{gateway}", "HOSTNAME": service,
+           "HELICAL_DATA_DIR": config.data_dir, "HELICAL_RESULTS_DIR": config.results_dir,
+           "HELICAL_MODELS_DIR": config.models_dir, "HELICAL_WORKER_RESULTS_DIR": config.results_dir,
+           "HELICAL_DOCKER_NETWORK": config.network, "HELICAL_RUNNER_UID": "1000", "HELICAL_RUNNER_MEMORY": "256m",
+           "HELICAL_RUNNER_CPUS": "1", "HELICAL_RUNNER_CPU_IMAGE": IMAGE}
+    probe = ROOT / "tests" / "security" / "hostile_task_probe.py"
+    done = subprocess.run([sys.executable, str(probe), NONCE], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert unexpected_answers(report) == {}
+    assert {case["class"] for case in report["cases"].values()} == {1, 2, 3, 4, 5, 6}
+    assert report["controls"]["create"] == 201 and report["controls"]["remove"] == 204
+    assert f"DELETE {report['api']}/containers/{report['controls']['id']}?force=1 from" in caplog.text
+    assert docker_cli("ps", "-aq", "--filter", f"name=hx-hostile-{NONCE}") == ""
+    assert containers_of_this_run() == [] and not list(Path(config.results_dir).iterdir())
