@@ -127,20 +127,24 @@ def read_one_request(sock: socket.socket) -> bytes:
 
 
 @contextmanager
-def running_engine() -> Iterator[tuple[RecordingEngine, int]]:
+def running_engine(unix_socket: str | None = None) -> Iterator[tuple[RecordingEngine, int]]:
+    """The recording engine on a loopback port (yielded), or on a unix socket as dockerd (port 0)."""
     engine = RecordingEngine()
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self) -> None:
             request = read_one_request(self.request)
+            if not request:  # a client checking that the engine is there (socket-proxy at start)
+                return
             engine.received.append(request)
             self.request.sendall(engine.answer(request, self.request))
 
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server: socketserver.ThreadingMixIn = (socketserver.ThreadingUnixStreamServer(unix_socket, Handler) if unix_socket
+                                           else socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
-        yield engine, server.server_address[1]
+        yield engine, 0 if unix_socket else server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()

@@ -18,14 +18,25 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
 import pytest
 import yaml
 from docker.types import LogConfig, Mount
+from docker_policy import strict_json
 from docker_policy.config import Config
-from gateway_harness import answer_of, exchange, http_request, runner_spec, running_gateway, unexpected_answers
+from docker_policy.create_spec import canonical_spec
+from gateway_harness import (
+    answer_of,
+    exchange,
+    http_request,
+    runner_spec,
+    running_engine,
+    running_gateway,
+    unexpected_answers,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SOCKET_PROXY = "wollomatic/socket-proxy:1.13.1"
@@ -77,9 +88,10 @@ def config(tmp_path_factory) -> Iterator[Config]:
     docker_cli("network", "rm", network, check=False)
 
 
-@pytest.fixture(scope="module")
-def socket_proxy(config: Config) -> Iterator[int]:
-    """socket-proxy as compose/docker-api.yaml runs it; yields its port on 127.0.0.1."""
+@contextmanager
+def socket_proxy_container(name: str, config: Config, socket_dir: Path | None = None) -> Iterator[int]:
+    """socket-proxy as compose/docker-api.yaml runs it, in front of the engine's socket or of the one in
+    `socket_dir`; yields its port on 127.0.0.1."""
     if not docker_cli("image", "ls", "-q", SOCKET_PROXY).strip():
         pytest.fail(f"{SOCKET_PROXY} is missing: docker pull {SOCKET_PROXY}, or on an offline machine "
                     f"../shared/docker-offline/ensure-images {SOCKET_PROXY}")
@@ -87,11 +99,12 @@ def socket_proxy(config: Config) -> Iterator[int]:
     assert service["image"] == SOCKET_PROXY
     args = ["-allowfrom=0.0.0.0/0" if arg.startswith("-allowfrom=") else arg for arg in service["command"]]
     folders = ",".join((config.data_dir, config.results_dir, config.models_dir))
-    name = f"{PREFIX}-socket-proxy"
-    docker_cli("run", "-d", "--name", name, "--user", f"65534:{os.stat('/var/run/docker.sock').st_gid}",
-               "--read-only", "--cap-drop", "ALL",
-               "-v", "/var/run/docker.sock:/var/run/docker.sock:ro", "-p", "127.0.0.1::2375",
-               "-e", f"SP_ALLOWBINDMOUNTFROM={folders}", SOCKET_PROXY, *args)
+    engine = (["--user", f"65534:{os.stat('/var/run/docker.sock').st_gid}",
+               "-v", "/var/run/docker.sock:/var/run/docker.sock:ro"] if socket_dir is None else
+              ["--user", "65534:65534", "-v", f"{socket_dir}:/engine"])
+    docker_cli("run", "-d", "--name", name, *engine, "--read-only", "--cap-drop", "ALL", "-p", "127.0.0.1::2375",
+               "-e", f"SP_ALLOWBINDMOUNTFROM={folders}", SOCKET_PROXY, *args,
+               *(["-socketpath=/engine/docker.sock"] if socket_dir else []))
     try:
         port = int(docker_cli("port", name, "2375").split(":")[-1])
         deadline = time.monotonic() + 30
@@ -101,6 +114,12 @@ def socket_proxy(config: Config) -> Iterator[int]:
         yield port
     finally:
         docker_cli("rm", "-f", name, check=False)
+
+
+@pytest.fixture(scope="module")
+def socket_proxy(config: Config) -> Iterator[int]:
+    with socket_proxy_container(f"{PREFIX}-socket-proxy", config) as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +239,26 @@ def test_the_live_suites_probe_gets_the_answers_it_expects(gateway, config, capl
     assert f"DELETE {report['api']}/containers/{report['controls']['id']}?force=1 from" in caplog.text
     assert docker_cli("ps", "-aq", "--filter", f"name=hx-hostile-{NONCE}") == ""
     assert containers_of_this_run() == [] and not list(Path(config.results_dir).iterdir())
+
+
+def test_socket_proxy_hands_on_the_gateways_request_line_and_body_unchanged(config, tmp_path_factory):
+    """socket-proxy in front of the recording engine on a unix socket, as in front of dockerd: the request line
+    and the body the engine reads are the gateway's, byte for byte; nothing of the client's head gets there."""
+    socket_dir = tmp_path_factory.mktemp("engine")
+    socket_dir.chmod(0o755)
+    with running_engine(str(socket_dir / "docker.sock")) as (engine, _):
+        (socket_dir / "docker.sock").chmod(0o666)
+        runner = engine.add("r1", {"helical.dag_id": "gateway-test"})
+        spec = runner_spec(config=config)
+        spec["Image"] = IMAGE
+        with socket_proxy_container(f"{PREFIX}-recorded", config, socket_dir) as proxy, \
+                running_gateway(proxy, config) as port:
+            create = http_request("POST", f"/v1.41/containers/create?name={PREFIX}-recorded-runner",
+                                  json.dumps(spec, indent=2).encode(), headers="Host: evil\r\nX-Client: 1\r\n")
+            assert answer_of(exchange(port, create))[0] == 201
+            assert answer_of(exchange(port, http_request("POST", "/v1.41/containers/r1/stop?t=5")))[0] == 204
+    received = {raw.split(b"\r\n", 1)[0]: raw.partition(b"\r\n\r\n")[2] for raw in engine.received}
+    line = f"POST /v1.41/containers/create?name={PREFIX}-recorded-runner HTTP/1.1".encode()
+    assert received[line] == strict_json.encode(canonical_spec(spec, config))
+    assert f"POST /v1.41/containers/{runner.id}/stop?t=5 HTTP/1.1".encode() in received
+    assert b"X-Client" not in b"".join(engine.received) and b"evil" not in b"".join(engine.received)

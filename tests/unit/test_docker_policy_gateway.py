@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import socket
 
 import docker
 import h11
@@ -206,3 +207,14 @@ def test_docker_py_runs_a_runner_through_the_gateway(gateway, image, device_requ
     (create,) = [raw for raw in engine.received if b"/containers/create" in raw]
     assert json.loads(forwarded(create)[1])["HostConfig"].get("DeviceRequests") == (
         [dict(request) for request in device_requests] if device_requests else None)
+
+
+def test_an_unreachable_socket_proxy_is_a_502_naming_it():
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # nothing listens there
+        with running_gateway(port) as gateway_port:
+            for raw in (http_request("GET", "/v1.41/_ping"), http_request("POST", "/v1.41/containers/r1/start")):
+                status, message = answer_of(exchange(gateway_port, raw))
+                assert status == 502 and ("socket-proxy is unreachable" in message
+                                          or "the engine could not be asked about r1" in message), message

@@ -54,26 +54,17 @@ class Gateway:
         try:
             request = await read_request(client_r)
             forward = await self.canonical_request(request)
+            log.info("%s %s from %s", request.method, forward.split(b" ", 2)[1].decode()[:300], peer)
+            await self.relay(forward, client_w)
         except Refused as err:
             what = f"{request.method} {request.target.partition('?')[0][:200]}" if request else "the request"
             log.warning("refused %s from %s: %s", what, peer, err)
             client_w.write(error_response(err.status, f"docker-policy refused {what}: {err}"))
-            await self.close(client_w)
-            return
-        except (asyncio.IncompleteReadError, ConnectionError) as err:  # the healthcheck connects and leaves
-            log.debug("connection from %s ended early: %s", peer, err)
-            await self.close(client_w)
-            return
+        except (asyncio.IncompleteReadError, OSError, TimeoutError) as err:  # e.g. the healthcheck, which leaves
+            log.debug("connection from %s ended: %s", peer, err)
         except Exception:  # a bug here must refuse the request, never forward it
             log.exception("refused a request from %s: the gateway failed", peer)
             client_w.write(error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "docker-policy failed; see its log"))
-            await self.close(client_w)
-            return
-        log.info("%s %s from %s", request.method, forward.split(b" ", 2)[1].decode()[:300], peer)
-        try:
-            await self.relay(forward, client_w)
-        except (OSError, TimeoutError) as err:
-            log.info("relay for %s ended: %s", peer, err)
         await self.close(client_w)
 
     async def canonical_request(self, request: Request) -> bytes:
@@ -118,7 +109,10 @@ class Gateway:
 
     async def relay(self, forward: bytes, client_w: asyncio.StreamWriter) -> None:
         """Send the canonical request; relay the engine's answer (an attach's stream included) to the end."""
-        upstream_r, upstream_w = await asyncio.wait_for(asyncio.open_connection(*self.upstream), CONNECT_SECONDS)
+        try:
+            upstream_r, upstream_w = await asyncio.wait_for(asyncio.open_connection(*self.upstream), CONNECT_SECONDS)
+        except (OSError, TimeoutError) as err:
+            raise Refused(f"socket-proxy is unreachable: {err}", HTTPStatus.BAD_GATEWAY) from err
         try:
             upstream_w.write(forward)
             await upstream_w.drain()
