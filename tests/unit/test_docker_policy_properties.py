@@ -216,7 +216,8 @@ def test_an_encoded_path_or_a_stray_line_end_is_refused(spec, rng, data):
     raise AssertionError(f"forwarded {raw[:200]!r}")
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**64) | st.text(max_size=20),
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**64) | st.floats(allow_nan=False)
+                           | st.text(max_size=20),
                            lambda children: st.lists(children, max_size=3)
                            | st.dictionaries(st.text(max_size=8), children, max_size=3), max_leaves=8)
 HOST_KEYS = {"NetworkMode", "Memory", "MemorySwap", "NanoCpus", "PidsLimit", "ReadonlyRootfs", "CapDrop",

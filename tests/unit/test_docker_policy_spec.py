@@ -85,6 +85,8 @@ def test_the_runner_spec_passes_and_is_forwarded_as_checked():
     # Keys Go folds onto ASCII ones (the Kelvin sign is K), and JSON Python reads but Go does not.
     (injected('"HostConfig":{', '"Cap\u212aadd":[],'), "is not printable ASCII"),
     (COMPACT.replace('"Memory":4294967296', '"Memory":NaN'), "NaN is not JSON"),
+    (COMPACT.replace('"Memory":4294967296', '"Memory":1e400'), "the JSON number 1e400 is out of range"),
+    (COMPACT.replace('"Memory":4294967296', '"Memory":4294967296.0'), "Memory must be an integer"),
     (COMPACT[:-1], "the body is not JSON"),
     (COMPACT + "{}", "the body is not JSON"),
 ])
@@ -280,3 +282,19 @@ def test_the_settings_parse_as_docker_py_and_the_operator_read_them():
     for bad in ("0", "00", "-1", "+5", "1000:1000", "root", ""):
         with pytest.raises(ValueError, match="not a non-root uid"):
             runner_user(bad)
+
+
+def test_the_gateway_reads_its_settings_and_stops_naming_a_wrong_one():
+    from docker_policy.config import from_environment
+
+    env = {"DOCKER_POLICY_IMAGES": "helical-runner:cpu, helical-runner:gpu", "DOCKER_POLICY_NETWORK": "helical_runners",
+           "DOCKER_POLICY_LABEL": "helical.dag_id", "DOCKER_POLICY_RUNNER_UID": "1000",
+           "DOCKER_POLICY_RUNNER_MEMORY": "4g", "DOCKER_POLICY_RUNNER_CPUS": "1",
+           "DOCKER_POLICY_RUNNER_FOLDERS": "/srv/helical/data,/srv/helical/results,/srv/helical/models"}
+    assert from_environment(env) == CONFIG
+    for key, value, reason in (("DOCKER_POLICY_NETWORK", " ", "DOCKER_POLICY_NETWORK is empty"),
+                               ("DOCKER_POLICY_RUNNER_UID", "0", "RUNNER_UID '0' is not a non-root uid"),
+                               ("DOCKER_POLICY_RUNNER_MEMORY", "lots", "'lots' is not a size"),
+                               ("DOCKER_POLICY_RUNNER_FOLDERS", "data,results,models", "absolute data, results")):
+        with pytest.raises(SystemExit, match=reason):
+            from_environment({**env, key: value})
