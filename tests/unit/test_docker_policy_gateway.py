@@ -218,3 +218,13 @@ def test_an_unreachable_socket_proxy_is_a_502_naming_it():
                 status, message = answer_of(exchange(gateway_port, raw))
                 assert status == 502 and ("socket-proxy is unreachable" in message
                                           or "the engine could not be asked about r1" in message), message
+
+
+def test_a_runner_with_a_large_pack_of_datasets_passes(gateway):
+    engine, port = gateway
+    spec = runner_spec()
+    paths = [f"/data/lab/plate_{i:05d}/sample.h5ad" for i in range(10000)]
+    spec["Cmd"] += [arg for path in paths for arg in ("--data", path, "--name", path[6:-5].replace("/", "__"))]
+    spec["Labels"]["helical.dataset"] = ",".join(paths)
+    status, _ = answer_of(exchange(port, http_request("POST", "/v1.41/containers/create", json.dumps(spec).encode())))
+    assert status == 201 and len(engine.received[-1]) > 1 << 20

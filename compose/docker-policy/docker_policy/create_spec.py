@@ -32,7 +32,6 @@ TMPFS_SIZE = re.compile(r"size=[1-9][0-9]{0,5}[kmg]")
 ENV_VALUES = {"STATSD_HOST": re.compile(r"[a-zA-Z0-9][a-zA-Z0-9.-]{0,252}"),
               "STATSD_PORT": re.compile(r"[1-9][0-9]{0,4}")}
 LABEL_KEY = re.compile(r"helical\.[a-z0-9_.]{1,64}")
-MAX_LABEL_VALUE = 4096
 # One GPU, by index or by UUID (issue 21: a count would hand every runner GPU 0, or every GPU with -1).
 GPU_ID = re.compile(r"0|[1-9][0-9]{0,2}|GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 GPU_DRIVERS = ("", "nvidia")
@@ -98,7 +97,8 @@ def labels(value: Any, config: Config) -> dict[str, str]:
     if not isinstance(value, dict) or config.label not in value:
         raise Refused(f"must include the runner label {config.label!r}")
     for key, setting in value.items():
-        if not LABEL_KEY.fullmatch(key) or not isinstance(setting, str) or len(setting) > MAX_LABEL_VALUE:
+        # Values are inert text of any length (helical.dataset lists a pack's datasets).
+        if not LABEL_KEY.fullmatch(key) or not isinstance(setting, str):
             raise Refused(f"{show({key: setting})}: runner labels are helical.* keys with string values")
     return value
 

@@ -19,8 +19,9 @@ import h11
 from docker_policy.refusal import Refused
 
 MAX_HEAD = 64 * 1024
-# A container spec is a few kB; a pack of many datasets adds their paths to the command.
-MAX_BODY = 1 << 20
+# A container spec is a few kB; a pack adds each dataset's path to the command and a label (a few hundred bytes
+# per dataset: 8 MiB is over 20,000 datasets in one runner).
+MAX_BODY = 8 << 20
 # A client has this long to send its head, then its body: a slow client cannot hold a connection open.
 HEAD_SECONDS = 10.0
 BODY_SECONDS = 30.0
