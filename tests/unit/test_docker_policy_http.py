@@ -7,8 +7,10 @@ import json
 import socket
 import time
 
+import h11
 import pytest
 from docker_policy import http_wire
+from docker_policy.refusal import Refused
 from gateway_harness import answer_of, exchange, http_request, runner_spec, running_engine, running_gateway
 
 SPEC = json.dumps(runner_spec()).encode()
@@ -150,3 +152,14 @@ def test_the_forwarded_request_is_the_gateways_own(gateway):
                                        "%3Acpu%22%5D%7D&all=0&only_ids=0", headers=headers))
     assert engine.received == [b"GET /v1.41/images/json?only_ids=0&all=0&filters=%7B%22reference%22%3A%5B%22"
                                b"helical-runner%3Acpu%22%5D%7D HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"]
+
+
+def test_h11_alone_reads_bare_lf_and_folded_heads_so_the_raw_head_is_checked_first():
+    """Why http_wire checks the raw head before h11 parses it: h11 0.16 accepts both of these."""
+    for head in (b"GET /v1.41/_ping HTTP/1.1\nHost: docker\n\n",
+                 b"GET /v1.41/_ping HTTP/1.1\r\nHost: docker\r\nX-A: a\r\n b\r\n\r\n"):
+        connection = h11.Connection(h11.SERVER)
+        connection.receive_data(head)
+        assert isinstance(connection.next_event(), h11.Request)
+        with pytest.raises(Refused):
+            http_wire.parse_head(head)
