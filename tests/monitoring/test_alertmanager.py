@@ -142,3 +142,16 @@ def test_inhibitions_hold_back_what_a_firing_cause_explains(alertmanager):
     # The cause itself is always sent.
     causes = [a for a in seen if a["labels"]["alertname"] == "AirflowSchedulerHeartbeatMissing"]
     assert causes and not causes[0]["status"]["inhibitedBy"]
+
+
+def test_every_alert_name_an_inhibition_reads_is_an_alert():
+    """A renamed alert would silently escape its inhibition: every name (or pattern) there matches an alert."""
+    config = yaml.safe_load(TEMPLATE.replace("$receivers", "[]"))
+    alerts = {rule["alert"] for rule in ALERTS}
+    for rule in config["inhibit_rules"]:
+        for matcher in rule["source_matchers"] + rule["target_matchers"]:
+            name, op, value = re.fullmatch(r'(\w+)(=~|=)"(.*)"', matcher).groups()
+            assert name == "alertname", matcher
+            for alternative in value.split("|"):
+                pattern = alternative if op == "=~" else re.escape(alternative)
+                assert any(re.fullmatch(pattern, alert) for alert in alerts), f"{matcher}: no alert {alternative}"
