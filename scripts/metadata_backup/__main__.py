@@ -40,7 +40,9 @@ def backup(compose: Compose, root: Path) -> Path:
     now = datetime.now(UTC)
     final = root / backup_name(now)
     staging = root / f".{final.name}.partial"
-    staging.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
+    # Yours only: the dump holds password hashes, run configurations and (encrypted) connections.
+    staging.mkdir(mode=0o700)
     try:
         busy = {s: n for s, n in compose.runs_by_state().items() if s in ("queued", "running")}
         if busy:

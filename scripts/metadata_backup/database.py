@@ -4,6 +4,7 @@ dump and restore use the server's own pg_dump and pg_restore."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,7 +79,7 @@ class Compose:
 
     def dump(self, target: Path) -> None:
         """pg_dump's custom format: one consistent snapshot of the database, whatever runs meanwhile."""
-        with target.open("wb") as out:
+        with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
             done = self.run("exec", "-T", "postgres", "pg_dump", "-U", DB_USER, "-d", DB_NAME, "-Fc", stdout=out)
         if done.returncode:
             raise BackupError(f"pg_dump failed: {done.stderr.decode(errors='replace').strip()[-2000:]}")

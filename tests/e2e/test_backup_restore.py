@@ -63,6 +63,7 @@ def backed_up(stack) -> dict[str, Any]:
     make("backup")
     print(f"\nmake backup took {time.monotonic() - started:.1f} s")
     (folder,) = [p for p in root.iterdir() if not p.name.startswith(".")]
+    assert folder.stat().st_mode & 0o777 == 0o700 and (folder / "airflow.dump").stat().st_mode & 0o777 == 0o600
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["row_counts"]["dag_run"] >= 1 and manifest["versions"]["airflow"], manifest
     return {"folder": folder, "run_id": run_id, "before": before}
