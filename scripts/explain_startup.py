@@ -114,9 +114,10 @@ def hints_for(text: str, project: str, env: Mapping[str, str], example: Mapping[
     return hints
 
 
-def run(*command: str) -> str:
+def run(*command: str, with_stderr: bool = False) -> str:
+    """stdout (with stderr too for logs, where containers write both): compose's warnings go to stderr."""
     done = subprocess.run(command, capture_output=True, text=True, check=False)
-    return done.stdout + done.stderr
+    return done.stdout + done.stderr if with_stderr else done.stdout
 
 
 def inspect_state(name: str) -> dict:
@@ -134,7 +135,10 @@ def missing_images(compose: list[str]) -> list[str]:
 
 
 def explain(compose: list[str], env: Mapping[str, str]) -> str:
-    containers = parse_ps(run(*compose, "ps", "-a", "--format", "json"))
+    try:
+        containers = parse_ps(run(*compose, "ps", "-a", "--format", "json"))
+    except ValueError:  # compose itself failed (its message is above): no container to read
+        containers = []
     project = next((c.project for c in containers if c.project), env.get("COMPOSE_PROJECT_NAME", "helical"))
     out, said = [], []
     for container in containers:
@@ -143,7 +147,7 @@ def explain(compose: list[str], env: Mapping[str, str]) -> str:
         why = trouble(container, start_error)
         if why is None:
             continue
-        log = run("docker", "logs", "--tail", str(LOG_LINES), container.name).rstrip()
+        log = run("docker", "logs", "--tail", str(LOG_LINES), container.name, with_stderr=True).rstrip()
         checks = [entry.get("Output", "").strip() for entry in (state.get("Health") or {}).get("Log") or []][-1:]
         out.append(f"── {container.service} ({container.name}): {why}")
         out += [f"   start error: {start_error}"] * bool(start_error)
