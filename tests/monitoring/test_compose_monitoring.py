@@ -11,15 +11,20 @@ import yaml
 from promql_names import REPO
 
 FILES = (REPO / "compose" / "docker-compose.monitoring.yaml", REPO / "compose" / "cadvisor.yaml")
-SERVICES = {"statsd-exporter", "redis-exporter", "prometheus", "grafana", "cadvisor"}
+SERVICES = {"statsd-exporter", "redis-exporter", "prometheus", "alertmanager", "alertmanager-config", "grafana",
+            "cadvisor"}
 OPTIONAL = {"grafana", "cadvisor"}  # no image on machines without a registry, needed by nothing
+ONE_SHOT = {"alertmanager-config"}  # runs to completion before the service that needs it
 # The profile that starts each service (COMPOSE_PROFILES in .env); statsd-exporter is always there.
 PROFILES = {"statsd-exporter": None, "redis-exporter": "monitoring", "prometheus": "monitoring",
-            "grafana": "dashboards", "cadvisor": "cadvisor"}
+            "alertmanager": "monitoring", "alertmanager-config": "monitoring", "grafana": "dashboards",
+            "cadvisor": "cadvisor"}
 CONTRACT_PORTS = {
     "statsd-exporter": {"9102:9102"},  # StatsD itself is not published
     "redis-exporter": {"9121:9121"},
     "prometheus": {"9090:9090"},
+    "alertmanager": {"9093:9093"},
+    "alertmanager-config": set(),
     "grafana": {"3000:3000"},
     "cadvisor": {"8081:8080"},
 }
@@ -35,7 +40,7 @@ def test_services_are_the_contract_ones(services: dict) -> None:
     assert set(services) == SERVICES
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", sorted(SERVICES - ONE_SHOT))
 def test_service_is_pinned_healthchecked_restarted_and_local(
     services: dict, name: str
 ) -> None:
@@ -58,6 +63,15 @@ def test_service_is_pinned_healthchecked_restarted_and_local(
     assert ports == CONTRACT_PORTS[name]
 
 
+@pytest.mark.parametrize("name", sorted(ONE_SHOT))
+def test_a_one_shot_step_runs_once_without_network_on_the_airflow_images_python(services: dict, name: str) -> None:
+    service = services[name]
+    assert service["restart"] == "no" and service["network_mode"] == "none" and service["read_only"] is True
+    assert service["cap_drop"] == ["ALL"] and "ports" not in service
+    dockerfile = (REPO / "compose" / "airflow" / "Dockerfile").read_text(encoding="utf-8")
+    assert f"FROM {service['image']} AS runtime" in dockerfile, "one pinned python image for the stack"
+
+
 def test_optional_services_are_profiles_that_envexample_turns_on(services: dict) -> None:
     assert {name: (s.get("profiles") or [None])[0] for name, s in services.items()} == PROFILES
     example = (REPO / "config" / ".env.example").read_text(encoding="utf-8")
@@ -77,7 +91,7 @@ def test_optional_services_are_needed_by_nothing(services: dict) -> None:
 def test_mounted_files_exist(services: dict) -> None:
     for name, service in services.items():
         for volume in service.get("volumes", []):
-            source = volume.split(":", 1)[0]
+            source = volume["source"] if isinstance(volume, dict) else volume.split(":", 1)[0]
             if source.startswith("./"):
                 assert (REPO / source).exists(), f"{name}: mounts missing {source}"
 
