@@ -22,11 +22,23 @@ GPU_DEVICES = ["0", "1", "2", "3"]
 PROFILE = ("--profile", "gpu-test")
 OVERRIDE = ("tests/e2e/compose.gpu-devices.yaml",)
 # Run inside the worker: hold the named slots through gpu_slots' own lock files until killed.
+HOLDER_MARK = "helical-test-slot-holder"
+KILL_HOLDER = """
+import os, signal, sys
+for pid in filter(str.isdigit, os.listdir('/proc')):
+    try:
+        with open(f'/proc/{pid}/cmdline', 'rb') as cmdline:
+            argv = cmdline.read().split(b'\\0')
+    except OSError:  # ended meanwhile
+        continue
+    if sys.argv[1].encode() in argv and int(pid) != os.getpid():
+        os.kill(int(pid), signal.SIGKILL)
+"""
 HOLDER = """
 import contextlib, sys, time
 from pathlib import Path
 from helical_workflow.gpu_slots import try_lock
-held = [try_lock(Path('/opt/airflow/gpu-slots') / f'{name}.lock') for name in sys.argv[1:]]
+held = [try_lock(Path('/opt/airflow/gpu-slots') / f'{name}.lock') for name in sys.argv[2:]]
 assert None not in held, 'a slot was already held'
 print('holding', flush=True)
 time.sleep(3600)
@@ -47,8 +59,8 @@ def gpu_worker(stack) -> Iterator[str]:
 
 
 def hold_slots(worker: str, *slots: str) -> subprocess.Popen:
-    holder = subprocess.Popen(["docker", "exec", "-i", worker, "python", "-", *slots], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(["docker", "exec", "-i", worker, "python", "-", HOLDER_MARK, *slots],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     holder.stdin.write(HOLDER)
     holder.stdin.close()
     assert holder.stdout.readline().strip() == "holding"
@@ -56,7 +68,8 @@ def hold_slots(worker: str, *slots: str) -> subprocess.Popen:
 
 
 def release(worker: str, holder: subprocess.Popen) -> None:
-    docker("exec", worker, "pkill", "-KILL", "-f", "python -", check=False)  # the holder dies, as a worker can
+    """SIGKILL for the holder, as a worker can die: nothing of it runs any cleanup (the image has no pkill)."""
+    docker("exec", worker, "python", "-c", KILL_HOLDER, HOLDER_MARK)
     holder.wait(30)
 
 
