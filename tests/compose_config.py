@@ -1,0 +1,49 @@
+"""The stack's compose model as `docker compose config` resolves it (includes, extends, merges, interpolation), for
+tests of what is deployed rather than of what one file says. Settings come from a fresh config/make-env.sh .env
+(every secret generated), plus the ones a test passes.
+
+    services = rendered(BIND_ADDRESS="0.0.0.0")["services"]
+    values = env_values()          # that .env, to look for its secrets in the model
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER_FILE = "compose/docker-compose.cluster.yaml"
+# The core's secrets and logins (.env): none may reach a Celery worker, on the core or on a worker host.
+CORE_SECRETS = ("POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY",
+                "_AIRFLOW_WWW_USER_PASSWORD", "FLOWER_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
+
+
+@functools.cache
+def env_values() -> dict[str, str]:
+    """A fresh .env's settings, as `make env` writes it (generated once per test session)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / ".env"
+        subprocess.run([str(ROOT / "config" / "make-env.sh"), str(path)], check=True, capture_output=True)
+        pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+        return dict(pairs)
+
+
+def rendered(*files: str, **settings: str) -> dict[str, Any]:
+    """`docker compose config` of compose.yaml plus `files` (repository-relative), every profile on."""
+    return _rendered(files, tuple(sorted(settings.items())))
+
+
+@functools.cache
+def _rendered(files: tuple[str, ...], settings: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env_values(), **dict(settings)}
+    flags = [flag for name in ("compose.yaml", *files) for flag in ("-f", name)]
+    done = subprocess.run(["docker", "compose", *flags, "--profile", "*", "config", "--format", "json"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise AssertionError(f"docker compose config failed (Docker Compose v2 is needed): {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
