@@ -104,7 +104,7 @@ with DAG(
         """results/<run_id>/summary.json from the datasets' metrics.json and errors; fails if any dataset has none."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from helical_workflow.discovery import planned_of, safe_run_id
+        from helical_workflow.discovery import planned_of, run_folder
         from helical_workflow.settings import load_settings
         from helical_workflow.summary import (
             build_summary,
@@ -114,8 +114,8 @@ with DAG(
             write_json_atomically,
         )
 
-        run_id = safe_run_id(get_current_context()["run_id"])
-        run_dir = load_settings().worker_results_dir / run_id
+        run_dir = run_folder(load_settings().worker_results_dir, get_current_context()["run_id"])
+        run_id = run_dir.name  # the runners' --run-id (RunnerOperator passes safe_run_id too)
         if packs is None:  # discover_datasets failed, so it returned nothing
             summary = discovery_failed_summary(run_id)
             write_json_atomically(run_dir / "summary.json", summary)
