@@ -18,25 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fake_redis import IMAGE as PYTHON_IMAGE
+from fake_redis import FakeRedis, fake_redis
 from promql_names import REPO
 
 COMPOSE_FILE = REPO / "compose" / "docker-compose.monitoring.yaml"
-# Answers every command with an error and prints what it received, one repr() per read.
-FAKE_REDIS = """
-import socket
-server = socket.create_server(("0.0.0.0", 6379))
-while True:
-    conn, _ = server.accept()
-    conn.settimeout(5)
-    try:
-        while data := conn.recv(65536):
-            print(repr(data), flush=True)
-            conn.sendall(b"-ERR not redis\\r\\n" * max(1, data.count(b"*")))
-    except OSError:
-        pass
-    conn.close()
-"""
-PYTHON_IMAGE = "python:3.12-slim-bookworm"  # the Airflow image's base, present wherever the stack is built
 
 
 def run(*args: str, check: bool = True) -> str:
@@ -49,6 +35,8 @@ def run(*args: str, check: bool = True) -> str:
 class Stack:
     """redis and redis-exporter of the real compose files, in project `name`, and a fake Redis beside them."""
 
+    fake: FakeRedis  # on the project's network, once it exists
+
     def __init__(self, name: str, folder: Path) -> None:
         self.name, self.network = name, f"{name}_default"
         env_file, override = folder / ".env", folder / "override.yaml"
@@ -57,15 +45,11 @@ class Stack:
         override.write_text(json.dumps({"networks": {"runners": {"name": f"{name}-runners"}}}))
         self.compose = ["docker", "compose", "-p", name, "--env-file", str(env_file), "-f", str(REPO / "compose.yaml"),
                         "-f", str(override)]
-        self.fake = f"{name}-fake-redis"
 
     def get(self, url: str) -> str:
         """GET from inside the project's network (nothing of it is published)."""
         code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=30).read().decode())"
         return run("docker", "run", "--rm", "--network", self.network, PYTHON_IMAGE, "python", "-c", code)
-
-    def received_by_fake(self) -> str:
-        return run("docker", "logs", self.fake)
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +57,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(f"hx-test-exporter-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("exporter"))
     try:
         run(*stack.compose, "up", "-d", "--no-build", "redis-exporter")
-        run("docker", "run", "-d", "--name", stack.fake, "--network", stack.network, PYTHON_IMAGE,
-            "python", "-c", FAKE_REDIS)
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -84,9 +66,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(2)
-        yield stack
+        with fake_redis(stack.network) as stack.fake:
+            yield stack
     finally:
-        run("docker", "rm", "-f", stack.fake, check=False)
         run(*stack.compose, "down", "-v", "--remove-orphans", check=False)
 
 
@@ -101,9 +83,9 @@ def test_the_exporter_logs_in_to_the_broker(stack: Stack) -> None:
 
 @pytest.mark.parametrize("target", ["redis://{fake}:6379", "{fake}:6379", "redis://user@{fake}:6379"])
 def test_a_scrape_of_another_address_sends_it_no_password(stack: Stack, target: str) -> None:
-    before = len(stack.received_by_fake().splitlines())
-    page = stack.get(f"http://redis-exporter:9121/scrape?target={target.format(fake=stack.fake)}")
-    received = stack.received_by_fake().splitlines()[before:]
+    before = len(stack.fake.received())
+    page = stack.get(f"http://redis-exporter:9121/scrape?target={target.format(fake=stack.fake.name)}")
+    received = stack.fake.received()[before:]
     assert redis_up(page) == 0
     assert received, "the exporter never connected to the fake Redis: the test proves nothing"
     assert not [line for line in received if "AUTH" in line.upper()], received
