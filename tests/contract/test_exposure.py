@@ -60,6 +60,7 @@ def test_the_cores_workers_hold_none_of_the_cores_secrets(files):
     env = services["airflow-worker"]["environment"]
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"].endswith("@redis:6379/1")
     assert "--skip-serve-logs" in services["airflow-worker"]["command"]
+    assert secrets_in(services["flower"]) == ["FLOWER_PASSWORD"]  # its own login, and no database or key
     # ...while the core's own services keep what Airflow reads there (docs/security.md names the code).
     for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
         assert set(secrets_in(services[name])) >= {"POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET"}

@@ -31,9 +31,11 @@ def secrets_in(container: str) -> list[str]:
     return [name for name in CORE_SECRETS if values.get(name) and values[name] in env]
 
 
-def test_workers_hold_none_of_the_cores_secrets(stack):
+def test_workers_and_flower_hold_none_of_the_cores_secrets(stack):
     workers = containers(*WORKERS)
     assert workers and {c: secrets_in(c) for c in workers} == {c: [] for c in workers}
+    (flower,) = containers("flower")
+    assert secrets_in(flower) == ["FLOWER_PASSWORD"]  # its own login, no database login or key
     # What a task process sees is the worker's environment: the same check from inside, with the values themselves.
     values = [env_file()[name] for name in CORE_SECRETS if env_file().get(name)]
     probe = "import os, sys; print(sum(v in '\\n'.join(os.environ.values()) for v in sys.argv[1:]))"
