@@ -104,3 +104,11 @@ def test_airflow_processes_start_after_the_statsd_exporter() -> None:
     for name in airflow:
         needs = core[name]["depends_on"].get("statsd-exporter", {})
         assert (needs.get("condition"), needs.get("required")) == ("service_started", False), f"{name}: {needs}"
+
+
+def test_cadvisor_holds_what_docs_security_says(services: dict) -> None:
+    """docs/security.md, "cAdvisor": privileged, the host's root, /sys and /var/run (the Docker socket) read-only,
+    published nowhere on the core (worker hosts publish it: compose/worker-host.yaml)."""
+    cadvisor = services["cadvisor"]
+    assert cadvisor["privileged"] is True and "ports" not in cadvisor
+    assert {"/:/rootfs:ro", "/var/run:/var/run:ro", "/sys:/sys:ro"} <= set(cadvisor["volumes"])

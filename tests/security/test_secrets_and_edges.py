@@ -46,6 +46,16 @@ def test_workers_and_flower_hold_none_of_the_cores_secrets(stack):
     assert {"POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY"} <= set(secrets_in(api))
 
 
+def test_a_worker_cannot_log_in_to_the_metadata_database(stack):
+    """What a task can try with what its worker holds: Postgres asks for the password it does not have."""
+    worker = containers("airflow-worker")[0]
+    probe = ("import psycopg2\ntry:\n    psycopg2.connect(host='postgres', user='airflow', dbname='airflow', "
+             "connect_timeout=10)\n    print('logged in')\nexcept psycopg2.OperationalError as err:\n    print(err)")
+    seen = subprocess.run(["docker", "exec", worker, "python", "-c", probe], capture_output=True, text=True,
+                          check=True).stdout
+    assert "password" in seen and "logged in" not in seen, seen
+
+
 def test_workers_serve_no_logs(stack):
     """No log server on :8793 (it would need [api] secret_key): the api-server reads task logs from the shared folder."""
     worker = containers("airflow-worker")[0]
