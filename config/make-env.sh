@@ -23,6 +23,8 @@ derive() {
     AIRFLOW_UID) id -u ;;
     # Runners never run as root: the checkout's owner (results belong to them), or the image's user 1000.
     RUNNER_UID) owner=$(stat -c %u "$checkout"); if [ "$owner" = 0 ]; then echo 1000; else echo "$owner"; fi ;;
+    # This host's GPUs as `nvidia-smi -L` lists them ("GPU 0: NVIDIA H100 ... (UUID: GPU-...)"), by index.
+    GPU_DEVICES) { nvidia-smi -L 2>/dev/null || true; } | sed -n 's/^GPU \([0-9][0-9]*\):.*/\1/p' | paste -sd, - ;;
   esac
 }
 # The value a setting of .env.example gets in a new .env: generated, derived when empty, or as written.
@@ -40,7 +42,8 @@ generate() {
 }
 
 if [ "${1:-}" = --derive ]; then
-  is_derived "${2:-}" || { echo "make-env.sh --derive: one of ${DERIVED[*]}" >&2; exit 2; }
+  # GPU_DEVICES is found again on every call, never written into .env (a host's GPUs change with its hardware).
+  is_derived "${2:-}" || [ "${2:-}" = GPU_DEVICES ] || { echo "make-env.sh --derive: one of ${DERIVED[*]} GPU_DEVICES" >&2; exit 2; }
   derive "$2"
   exit 0
 fi

@@ -8,27 +8,34 @@ is chosen at run time from the `device` param and the queues that live Celery wo
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
+from helical_workflow import capacity
+from helical_workflow.broker import task_execution_timeout
 from helical_workflow.contract import CLASSIFIER_MODES, CPU_QUEUE, DEVICE_PARAMS, GPU_QUEUE
-from helical_workflow.operator import RunnerOperator
-from helical_workflow.settings import RUNNER_POOL
+from helical_workflow.runner_launch import runner_operator_class
+from helical_workflow.settings import RUNNER_POOL, load_settings
 
 # Datasets per runner container unless a run asks otherwise: one, so no dataset waits for another's
 # container; docs/benchmarks/README.md measures what packing small files gains.
 DATASETS_PER_TASK = 1
 
 RUNNER_TASK = {CPU_QUEUE: "run_runner_cpu", GPU_QUEUE: "run_runner_gpu"}
+# A container on the Docker engine, or a Kubernetes pod (RUNNER_LAUNCH_MODE): the same contract, runner_launch.py.
+RunnerOperator = runner_operator_class(load_settings().launch_mode)
 
 with DAG(
     dag_id="helical_model_workflow",
     description="Helical scGPT embeddings + cell-type classifier, one container per .h5ad (or pack) in ./data",
     schedule=None,
     catchup=False,
-    max_active_runs=16,
+    max_active_runs=capacity.MAX_ACTIVE_RUNS,
+    # Per run (Airflow 3): one run may fill every runner slot of the cluster (helical_workflow/capacity.py).
+    max_active_tasks=capacity.from_environment(os.environ).max_active_tasks_per_run,
     tags=["helical", "scgpt"],
     default_args={
         "owner": "helical-platform",
@@ -36,7 +43,8 @@ with DAG(
         "retries": 2,
         "retry_delay": timedelta(seconds=15),
         "retry_exponential_backoff": True,
-        "execution_timeout": timedelta(hours=6),
+        # TASK_EXECUTION_TIMEOUT; Celery's visibility timeout is derived to outlast it (helical_workflow/broker.py).
+        "execution_timeout": timedelta(seconds=task_execution_timeout(os.environ)),
     },
     params={
         "data": Param("", type="string", title="Datasets",
@@ -60,19 +68,21 @@ with DAG(
     @task
     def discover_datasets() -> list[dict[str, Any]]:
         """Every selected .h5ad as the runner sees it (/data/...), with its output name, unique within the run,
-        in packs of `datasets_per_task`: one mapped runner task each."""
+        in packs of `datasets_per_task`, or larger ones past MAX_RUNNER_TASKS packs: one mapped runner task each."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from helical_workflow.discovery import DataPatternError, pack_datasets, plan_datasets
+        from helical_workflow.discovery import DataPatternError, TooManyDatasetsError, plan_datasets, plan_packs
         from helical_workflow.discovery import discover_datasets as discover
         from helical_workflow.settings import load_settings
 
         params = get_current_context()["params"]
-        try:
-            planned = plan_datasets(discover(load_settings().worker_data_dir, params["data"]))
-        except DataPatternError as err:
+        settings = load_settings()
+        try:  # a planning error fails the run at once: no retry can change the data folder or the settings
+            planned = plan_datasets(discover(settings.worker_data_dir, params["data"]))
+            return plan_packs(planned, int(params.get("datasets_per_task") or DATASETS_PER_TASK),
+                              settings.max_runner_tasks, settings.max_datasets_per_run)
+        except (DataPatternError, TooManyDatasetsError) as err:
             raise AirflowFailException(str(err)) from err
-        return pack_datasets(planned, int(params.get("datasets_per_task") or DATASETS_PER_TASK))
 
     @task.branch
     def choose_queue() -> str:
@@ -104,7 +114,7 @@ with DAG(
         """results/<run_id>/summary.json from the datasets' metrics.json and errors; fails if any dataset has none."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from helical_workflow.discovery import planned_of, run_folder
+        from helical_workflow.discovery import describe_packing, planned_of, run_folder
         from helical_workflow.settings import load_settings
         from helical_workflow.summary import (
             build_summary,
@@ -114,18 +124,24 @@ with DAG(
             write_json_atomically,
         )
 
-        run_dir = run_folder(load_settings().worker_results_dir, get_current_context()["run_id"])
-        run_id = run_dir.name  # the runners' --run-id (RunnerOperator passes safe_run_id too)
+        context = get_current_context()
+        settings = load_settings()
+        run_dir = run_folder(settings.worker_results_dir, context["run_id"])
+        run_id = run_dir.name  # the runners' --run-id (the runner operators pass safe_run_id too)
         if packs is None:  # discover_datasets failed, so it returned nothing
             summary = discovery_failed_summary(run_id)
             write_json_atomically(run_dir / "summary.json", summary)
             raise AirflowFailException(summary["error"])
         summary = build_summary(run_id, planned_of(packs), collect_metrics(run_dir), collect_failures(run_dir))
+        summary["packing"] = describe_packing(packs, int(context["params"].get("datasets_per_task") or
+                                                         DATASETS_PER_TASK), settings.max_runner_tasks)
         write_json_atomically(run_dir / "summary.json", summary)
         if summary["missing"]:
-            reasons = "; ".join(f"{path}: {e['error']}" for path, e in summary["errors"].items())
-            raise AirflowFailException(f"no outputs for {len(summary['missing'])} dataset(s): {reasons}")
-        return summary
+            reasons = "; ".join(f"{path}: {e['error']}" for path, e in list(summary["errors"].items())[:20])
+            raise AirflowFailException(f"no outputs for {len(summary['missing'])} dataset(s) (summary.json names "
+                                       f"each): {reasons}")
+        # The totals only: summary.json holds every dataset's metrics, too much for an XCom at 10,000 datasets.
+        return {key: value for key, value in summary.items() if key != "datasets"}
 
     packs = discover_datasets()
     # The branch skips the runner task of the queue not chosen before it expands, so nothing waits there.

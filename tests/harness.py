@@ -45,11 +45,12 @@ def make(*args: str, check: bool = True, **extra: str) -> subprocess.CompletedPr
     return subprocess.run(["make", *args, *variables], cwd=ROOT, check=check, text=True)
 
 
-def compose(*args: str, extra_files: tuple[str, ...] = ()) -> str:
-    """docker compose on the e2e stack (the same files make uses, plus `extra_files`), returning stdout."""
+def compose(*args: str, extra_files: tuple[str, ...] = (), env: dict[str, str] | None = None) -> str:
+    """docker compose on the e2e stack (the same files make uses, plus `extra_files`, with .env's settings
+    overridden by `env`), returning stdout."""
     files = ["compose.yaml", "compose/docker-compose.cluster.yaml", *MAKE_VARS["COMPOSE_EXTRA_FILES"].split()[1::2],
              *extra_files]
-    env = {**os.environ, **MAKE_VARS}
+    env = {**os.environ, **MAKE_VARS, **(env or {})}
     return subprocess.run(["docker", "compose", *(flag for f in files for flag in ("-f", f)), *args],
                           cwd=ROOT, env=env, check=True, text=True, capture_output=True).stdout
 

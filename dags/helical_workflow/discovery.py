@@ -75,6 +75,21 @@ def plan_datasets(paths: list[str]) -> list[PlannedDataset]:
     return planned
 
 
+class PackingPlan(TypedDict):
+    """How a run's datasets were packed into runner containers (summary.json's `packing`)."""
+
+    datasets: int
+    runner_tasks: int
+    datasets_per_task_asked: int
+    datasets_per_task: int  # the largest pack
+    automatic: bool  # packed more than asked, to stay within max_runner_tasks
+    max_runner_tasks: int
+
+
+class TooManyDatasetsError(ValueError):
+    """More datasets than one run takes (MAX_DATASETS_PER_RUN): no retry can help, the run must be split."""
+
+
 def pack_datasets(planned: list[PlannedDataset], per_task: int) -> list[RunnerPack]:
     """The planned datasets in order, `per_task` at most to a runner container, the packs as even as can be
     (11 datasets at 10 per task: 6 + 5, not 10 + 1), so a container's fixed start-up cost is paid per pack."""
@@ -83,6 +98,29 @@ def pack_datasets(planned: list[PlannedDataset], per_task: int) -> list[RunnerPa
     count = -(-len(planned) // per_task)
     bounds = [len(planned) * i // count for i in range(count + 1)] if count else [0]
     return [{"datasets": planned[start:end]} for start, end in itertools.pairwise(bounds)]
+
+
+def plan_packs(planned: list[PlannedDataset], asked_per_task: int, max_runner_tasks: int,
+               max_datasets: int) -> list[RunnerPack]:
+    """Packs of `asked_per_task` datasets, or of more when that would make more than `max_runner_tasks` runner
+    tasks: a run maps one task per pack, and Airflow fails a mapping longer than its max_map_length (which the
+    stack sets to the same MAX_RUNNER_TASKS). Runner tasks past the cluster's runner slots would only wait, so
+    a bound at or above the slots costs no parallelism. More than `max_datasets` is refused, naming the fix.
+    """
+    if len(planned) > max_datasets:
+        raise TooManyDatasetsError(
+            f"{len(planned)} datasets selected, and one run takes at most {max_datasets} (MAX_DATASETS_PER_RUN in "
+            ".env): select fewer with the run's `data` param (a folder or glob under ./data) and trigger several "
+            "runs, or raise MAX_DATASETS_PER_RUN")
+    return pack_datasets(planned, max(asked_per_task, -(-len(planned) // max_runner_tasks)))
+
+
+def describe_packing(packs: list[RunnerPack], asked_per_task: int, max_runner_tasks: int) -> PackingPlan:
+    """What plan_packs decided, read back from its packs (the summary has the packs, not the decision)."""
+    largest = max((len(pack["datasets"]) for pack in packs), default=0)
+    return {"datasets": sum(len(pack["datasets"]) for pack in packs), "runner_tasks": len(packs),
+            "datasets_per_task_asked": asked_per_task, "datasets_per_task": largest,
+            "automatic": largest > asked_per_task, "max_runner_tasks": max_runner_tasks}
 
 
 def planned_of(packs: list[RunnerPack]) -> list[PlannedDataset]:

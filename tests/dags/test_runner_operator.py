@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk.exceptions import AirflowException
 
 from helical_workflow.contract import runner_command
 from helical_workflow.operator import RunnerOperator, container_name
@@ -60,6 +61,8 @@ def captured(monkeypatch):
         return ["INFO loading", summary, "INFO dataset x: ok"]
 
     def containers(filters):
+        if "helical.gpu_slot" in filters["label"]:  # the GPU slots running runners hold
+            return seen.get("running_gpu_runners", [])
         seen["filters"] = filters
         return seen.get("running_earlier_tries", [])
 
@@ -102,20 +105,43 @@ def test_cpu_route_runs_the_cpu_image_with_labels(monkeypatch, captured):
                                        "security_opt": ["no-new-privileges"], "pids_limit": 512}
 
 
-def test_gpu_route_requests_the_gpu(monkeypatch, captured):
+def test_gpu_route_requests_one_gpu_by_id(monkeypatch, captured, tmp_path):
     monkeypatch.delenv("HELICAL_GPU_WORKER_MODE", raising=False)
+    monkeypatch.setenv("HELICAL_GPU_DEVICES", "0,1,2")
+    monkeypatch.setenv("HELICAL_GPU_LOCK_DIR", str(tmp_path))
+    # GPU 0 is still used by a runner whose task's worker died: the next GPU is taken.
+    captured["running_gpu_runners"] = [{"Labels": {"helical.gpu_slot": "0.0", "helical.gpu_device": "0"}}]
     _operator(monkeypatch, gpu=True).execute(_context("run_runner_gpu"))
     assert captured["image"] == "helical-runner:gpu"
-    assert captured["device_requests"][0]["Capabilities"] == [["gpu"]]
-    assert captured["device_requests"][0]["Count"] == 1  # one GPU per runner, not every GPU of the host
+    (request,) = captured["device_requests"]
+    # A device id, never a count: Docker turns count=1 into device "0" on every runner.
+    assert request["DeviceIDs"] == ["1"] and request["Count"] == 0 and request["Capabilities"] == [["gpu"]]
+    assert captured["labels"]["helical.gpu_slot"] == "1.0" and captured["labels"]["helical.gpu_device"] == "1"
     assert captured["command"][captured["command"].index("--device") + 1] == "cuda"
+
+
+def test_a_gpu_worker_without_gpus_fails_naming_the_setting(monkeypatch, captured):
+    monkeypatch.delenv("HELICAL_GPU_WORKER_MODE", raising=False)
+    monkeypatch.delenv("HELICAL_GPU_DEVICES", raising=False)
+    with pytest.raises(AirflowException, match="GPU_DEVICES"):
+        _operator(monkeypatch, gpu=True).execute(_context("run_runner_gpu"))
+    assert "image" not in captured  # no container was made
 
 
 def test_gpu_test_worker_requests_no_device(monkeypatch, captured):
     monkeypatch.setenv("HELICAL_GPU_WORKER_MODE", "test")
+    monkeypatch.delenv("HELICAL_GPU_DEVICES", raising=False)
     _operator(monkeypatch, gpu=True).execute(_context("run_runner_gpu"))
     assert captured["image"] == "helical-runner:cpu" and captured["device_requests"] is None
     assert captured["labels"]["helical.gpu_mode"] == "test"
+
+
+def test_gpu_test_worker_with_fake_devices_requests_one(monkeypatch, captured, tmp_path):
+    monkeypatch.setenv("HELICAL_GPU_WORKER_MODE", "test")
+    monkeypatch.setenv("HELICAL_GPU_DEVICES", "7")
+    monkeypatch.setenv("HELICAL_GPU_LOCK_DIR", str(tmp_path))
+    _operator(monkeypatch, gpu=True).execute(_context("run_runner_gpu"))
+    assert captured["image"] == "helical-runner:cpu" and captured["device_requests"][0]["DeviceIDs"] == ["7"]
 
 
 def test_a_runner_left_running_by_an_earlier_try_is_stopped_first(monkeypatch, captured):

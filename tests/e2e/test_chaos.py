@@ -9,13 +9,14 @@ The guarantees and measured times are in docs/reliability.md.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
 
 import pytest
 
-from harness import E2E, ROOT, compose, docker_run_runner, make
+from harness import E2E, MAKE_VARS, ROOT, compose, docker_run_runner, make
 
 BIG = "chaos/big.h5ad"  # 80,000 cells: ~3 min on one CPU with the tiny model (460 cells/s); max_cells picks less
 BIG_NAME = "chaos__big"  # its output name in a run: the path under /data, folders joined by "__"
@@ -160,3 +161,31 @@ def test_a_runner_over_its_memory_limit_is_retried_then_fails_naming_the_fix(sta
     log = stack.api.log_tail(runner, 80) or ""
     assert "ran out of memory" in log and "RUNNER_MEMORY" in log, log[-2000:]
     assert not (stack.results / run_id / "pbmc_part_a").exists()
+
+
+def test_a_task_outliving_the_visibility_timeout_is_failed_so_the_launcher_refuses_one(stack):
+    """Redis hands a task unacknowledged past its visibility timeout to a worker again. Airflow 3.3.2 refuses the
+    second start, but its executor then reports the task failed, and the scheduler fails the running try: a task
+    longer than the timeout cannot finish. Shown on the test GPU worker started without the launcher and a 20 s
+    timeout; with the launcher, that worker refuses to start (helical_workflow/broker.py)."""
+    short = {"AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "20"}
+    refused = subprocess.run(["docker", "compose", "-f", "compose.yaml", "--profile", "gpu-test", "run", "--rm",
+                              "--no-deps", "-e", f"{next(iter(short))}=20", "airflow-worker-gpu-test"],
+                             cwd=ROOT, env={**os.environ, **MAKE_VARS}, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "shorter than a runner task may run" in refused.stderr, refused.stderr[-2000:]
+    override = ("tests/e2e/compose.visibility.yaml",)
+    compose("--profile", "gpu-test", "up", "-d", "--no-deps", "--wait", "airflow-worker-gpu-test", extra_files=override)
+    try:
+        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        run_id = stack.trigger("chaos_visibility", device="gpu", data=BIG, max_cells=30000, classifier="off")
+        until("the first try to be failed by the second delivery",
+              lambda: any(ti["task_id"] == "run_runner_gpu" and (ti["state"] == "up_for_retry" or ti["try_number"] >= 2)
+                          for ti in stack.task_instances(run_id)), 300)
+        stack.api.fail_run("helical_model_workflow", run_id, "test: every try would be failed the same way")
+    finally:
+        compose("--profile", "gpu-test", "rm", "-sf", "airflow-worker-gpu-test", extra_files=override)
+    mismatch = "finished with state failed, but the task instance's state attribute is running"
+    assert mismatch in compose("logs", "--since", since, "airflow-scheduler")
+    first = [c for c in runner_containers(run_id, running=False) if c.endswith("try1")]
+    assert len(first) == 1, first  # never two runners of one try at once: the second start is refused
+    print(f"\n20 s visibility timeout: try 1 of a longer task was failed as '{mismatch}'")

@@ -10,9 +10,12 @@ from helical_workflow.discovery import (
     HASHED_RUN_ID,
     SAFE_RUN_ID,
     DataPatternError,
+    TooManyDatasetsError,
+    describe_packing,
     discover_datasets,
     pack_datasets,
     plan_datasets,
+    plan_packs,
     planned_of,
     run_folder,
     safe_run_id,
@@ -79,6 +82,24 @@ def test_packs_are_even_and_keep_every_dataset_in_order():
     assert pack_datasets([], 5) == []
     with pytest.raises(ValueError, match=">= 1"):
         pack_datasets(planned, 0)
+
+
+def test_packs_grow_past_the_asked_size_only_to_stay_within_the_task_bound():
+    planned = plan_datasets([f"/data/d{i:05}.h5ad" for i in range(10_000)])
+    packs = plan_packs(planned, asked_per_task=1, max_runner_tasks=512, max_datasets=100_000)
+    assert len(packs) == 500 and planned_of(packs) == planned  # 20 a pack: ceil(10,000 / 512)
+    assert describe_packing(packs, 1, 512) == {"datasets": 10_000, "runner_tasks": 500, "datasets_per_task_asked": 1,
+                                               "datasets_per_task": 20, "automatic": True, "max_runner_tasks": 512}
+    few = plan_packs(planned[:1_100], asked_per_task=1, max_runner_tasks=1024, max_datasets=100_000)
+    assert len(few) == 550 and describe_packing(few, 1, 1024)["datasets_per_task"] == 2
+    asked = plan_packs(planned[:100], asked_per_task=10, max_runner_tasks=512, max_datasets=100_000)
+    assert len(asked) == 10 and describe_packing(asked, 10, 512)["automatic"] is False
+
+
+def test_more_datasets_than_a_run_takes_are_refused_naming_the_setting():
+    planned = plan_datasets([f"/data/d{i}.h5ad" for i in range(11)])
+    with pytest.raises(TooManyDatasetsError, match=r"11 datasets selected.*at most 10 \(MAX_DATASETS_PER_RUN"):
+        plan_packs(planned, 1, 512, max_datasets=10)
 
 
 def test_a_safe_run_id_is_its_own_folder():

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`helical-runner run --data P [--name N]... --run-id R ...` that only sleeps: each dataset waits NOOP_SECONDS,
 then its folder (metrics.json, "noop": true, 0 cells) is published the way the real runner publishes it, so
-the workflow's summary succeeds and a load test measures Airflow, Celery and Docker alone."""
+the workflow's summary succeeds and a load test measures Airflow, Celery and Docker alone. A dataset file that
+holds JSON such as {"noop_seconds": 120} sets its own wait (the stack tests hold runners that way)."""
 
 import argparse
 import json
@@ -9,6 +10,13 @@ import os
 import sys
 import time
 from pathlib import Path
+
+
+def noop_seconds(data: Path) -> float:
+    try:
+        return float(json.loads(data.read_bytes()[:256])["noop_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):  # a real .h5ad, a folder, or no wait of its own
+        return float(os.environ.get("NOOP_SECONDS", "5"))
 
 
 def main() -> int:
@@ -22,7 +30,7 @@ def main() -> int:
     names = args.name or [Path(d).stem for d in args.data]
     results = []
     for data, name in zip(args.data, names, strict=True):
-        time.sleep(float(os.environ.get("NOOP_SECONDS", "5")))
+        time.sleep(noop_seconds(Path(data)))
         folder = Path(args.output_dir) / args.run_id / name
         staging = folder.with_name(f".{name}.noop.tmp")
         staging.mkdir(parents=True, exist_ok=True)
