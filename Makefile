@@ -174,11 +174,15 @@ $(VENV)/.done: requirements-dev.lock
 venv: $(VENV)/.done
 
 .PHONY: test
-test: lint test-unit test-contract test-dags test-k8s test-runner test-monitoring test-stack ## Everything: unit, contracts, in-image tests, Kubernetes offline, then e2e, security, chaos and scale-out on the stack
+test: lint test-unit test-contract test-gateway test-dags test-k8s test-runner test-monitoring test-stack ## Everything: unit, contracts, the Docker API gateway, in-image tests, Kubernetes offline, then e2e, security, chaos, scale-out and capacity on the stack
 
 .PHONY: test-unit
 test-unit: venv ## Pure-logic tests, seconds, no Docker
 	$(VENV)/bin/pytest -q tests/unit
+
+.PHONY: test-gateway
+test-gateway: venv ## The Docker API gateway in front of socket-proxy 1.13.1 and the engine: throw-away containers, no stack
+	$(VENV)/bin/pytest -q tests/gateway
 
 .PHONY: test-contract
 test-contract: venv ## The names the folders share agree with their one definition (docs/contracts.md), seconds
@@ -318,6 +322,7 @@ lock: ## Recompile every lock file, with hashes, from its .in file (needs uv: pi
 	$(LOCK_312) compose/airflow/requirements.in -o compose/airflow/requirements.lock
 	$(LOCK_312) compose/airflow/requirements-test.in -c compose/airflow/requirements.lock \
 	  -o compose/airflow/requirements-test.lock
+	$(LOCK_312) compose/docker-policy/requirements.in -o compose/docker-policy/requirements.lock
 	uv pip compile --generate-hashes --custom-compile-command 'make lock' -q $(if $(UPGRADE),--upgrade) \
 	  --python-version 3.11 requirements-dev.in -o requirements-dev.lock
 	uv pip compile --generate-hashes --custom-compile-command 'make lock' -q $(if $(UPGRADE),--upgrade) --no-deps \

@@ -53,7 +53,7 @@ class RunnerOperator(DockerOperator):
             ],
             mount_tmp_dir=False,
             network_mode=settings.docker_network,
-            user=settings.runner_uid,
+            user=settings.runner_user,
             mem_limit=settings.runner_memory,
             # The container's own log is a copy (the task log has every line): keep it small.
             log_opts_max_size="10m",

@@ -50,6 +50,12 @@ class Settings:
     gpu_lock_dir: Path
     launch_mode: str
 
+    @property
+    def runner_user(self) -> str:
+        """The runners' uid:gid: the uid, and the same number as group. The uid alone would run them in group 0
+        when the image has no passwd entry for it; docker-policy accepts exactly this form."""
+        return f"{self.runner_uid}:{self.runner_uid}"
+
 
 def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
     return Settings(

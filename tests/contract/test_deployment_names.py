@@ -136,10 +136,22 @@ def test_docker_policy_and_cadvisor_know_the_runner_label():
     network = compose_services("airflow-common.yaml")["airflow-common"]["environment"]["HELICAL_DOCKER_NETWORK"]
     core_file = yaml.load((ROOT / "compose" / "docker-compose.yaml").read_text(), Loader=ComposeLoader)
     assert core_file["networks"]["runners"]["name"] == network
-    assert policy["environment"]["DOCKER_POLICY_NETWORKS"] == f"${{HELICAL_RUNNER_NETWORK:-{network}}}"
+    assert policy["environment"]["DOCKER_POLICY_NETWORK"] == f"${{HELICAL_RUNNER_NETWORK:-{network}}}"
     cadvisor = compose_services("cadvisor.yaml")["cadvisor"]["command"]
     (whitelist,) = [arg for arg in cadvisor if arg.startswith("--whitelisted_container_labels=")]
     assert contract.RUNNER_LABEL in whitelist.split("=", 1)[1].split(",")
+
+
+def test_docker_policy_expects_the_runner_the_workers_ask_for():
+    """The gateway allows exactly the user, limits and folders RunnerOperator sends: the same .env settings,
+    with the same defaults, as the workers' HELICAL_* variables."""
+    worker = compose_services("airflow-common.yaml")["airflow-common"]["environment"]  # every worker extends it
+    policy = compose_services("docker-api.yaml")["docker-policy"]["environment"]
+    for gateway_name, worker_name in (("UID", "UID"), ("MEMORY", "MEMORY"), ("CPUS", "CPUS")):
+        assert policy[f"DOCKER_POLICY_RUNNER_{gateway_name}"] == worker[f"HELICAL_RUNNER_{worker_name}"]
+    folders = [re.sub(r":\?[^}]*", "", worker[f"HELICAL_{name}_DIR"]) for name in ("DATA", "RESULTS", "MODELS")]
+    assert policy["DOCKER_POLICY_RUNNER_FOLDERS"] == ",".join(folders)
+    assert policy["DOCKER_POLICY_IMAGES"] == f"{worker['HELICAL_RUNNER_CPU_IMAGE']},{worker['HELICAL_RUNNER_GPU_IMAGE']}"
 
 
 def test_the_load_test_asks_for_the_params_the_dag_takes():

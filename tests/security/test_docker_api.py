@@ -37,20 +37,21 @@ def test_only_socket_proxy_mounts_the_docker_socket(stack):
 
 
 @pytest.mark.parametrize(("attempt", "why"), [
-    ("privileged", "Privileged is set"),
-    ("pid host", "PidMode 'host' shares a namespace"),
-    ("control network", "network 'helical_default' is not a runner network"),
-    ("root user", "would run as root"),
-    ("other image", "image 'postgres:16' is not a runner image"),
-    ("no runner label", "the label helical.dag_id is missing"),
+    ("privileged", "HostConfig.Privileged is not a setting a runner uses"),
+    ("pid host", 'HostConfig.PidMode must be "", not "host"'),
+    ("control network", 'HostConfig.NetworkMode must be "helical_runners", not "helical_default"'),
+    ("root user", "User \"0\" is not the runners' user"),
+    ("other image", 'Image "postgres:16" is not a runner image'),
+    ("no runner label", "Labels must include the runner label 'helical.dag_id'"),
     ("inspect a service", "is not a runner container"),
     ("logs of a service", "is not a runner container"),
     ("remove a service", "is not a runner container"),
-    ("bind /", "Forbidden"),  # socket-proxy: not under the data, results or models folder
-    ("bind /var/run", "Forbidden"),
-    ("volume create", "Forbidden"),  # socket-proxy: path not allowed
-    ("exec", "Forbidden"),
-    ("image pull", "Forbidden"),
+    ("bind /", "HostConfig.Mounts must be exactly"),
+    ("bind /var/run", "HostConfig.Mounts has"),
+    ("every GPU", "HostConfig.DeviceRequests must be one request for one GPU by id"),
+    ("volume create", "/volumes/create is not a call a runner task makes"),
+    ("exec", "/exec is not a call a runner task makes"),
+    ("image pull", "/images/create is not a call a runner task makes"),
 ])
 def test_a_worker_cannot_reach_past_a_runner_through_the_proxy(outcomes, attempt, why):
     status, explanation = outcomes[attempt]
@@ -58,15 +59,21 @@ def test_a_worker_cannot_reach_past_a_runner_through_the_proxy(outcomes, attempt
 
 
 def test_a_runner_runs_and_a_gpu_request_passes_through_the_proxy(outcomes):
-    assert outcomes["one GPU"] == [201, "allowed"]  # created (not started: this machine has no GPU)
+    assert outcomes["one GPU"] == [201, "allowed"]  # by device id; created, not started (no GPU here)
     assert outcomes["runner"] == ["through the proxy", 0, "through the proxy"]
+
+
+def environment(container: str) -> dict[str, str]:
+    return dict(var.split("=", 1) for var in inspect(container)["Config"]["Env"])
 
 
 def test_bind_mounts_are_allowed_from_the_workers_folders_only(stack):
     proxy = inspect(compose("ps", "-q", "socket-proxy").strip())
-    (allowed,) = [arg.split("=", 1)[1] for arg in proxy["Args"] if arg.startswith("-allowbindmountfrom=")]
-    worker = dict(var.split("=", 1) for var in inspect(compose("ps", "-q", "airflow-worker").split()[0])
-                  ["Config"]["Env"])
+    allowed = environment(proxy["Id"])["SP_ALLOWBINDMOUNTFROM"]
+    gateway = environment(compose("ps", "-q", "docker-policy").strip())["DOCKER_POLICY_RUNNER_FOLDERS"]
+    worker = environment(compose("ps", "-q", "airflow-worker").split()[0])
     folders = [worker[f"HELICAL_{name}_DIR"] for name in ("DATA", "RESULTS", "MODELS")]
-    assert allowed.split(",") == folders == [str(E2E / name) for name in ("data", "results", "models")]
+    assert allowed.split(",") == gateway.split(",") == folders == [str(E2E / name) for name in
+                                                                   ("data", "results", "models")]
+    assert proxy["Config"]["Image"] == "wollomatic/socket-proxy:1.13.1"
     assert proxy["Config"]["User"].startswith("65534:") and proxy["HostConfig"]["ReadonlyRootfs"]

@@ -39,3 +39,15 @@ def test_every_pip_install_of_a_lock_requires_hashes():
                 if re.search(r"pip install .*-r ", line)]
     assert len(installs) >= 6, installs
     assert [line for line in installs if "--require-hashes" not in line] == []
+
+
+def pinned(lock: Path) -> dict[str, str]:
+    return dict(block.split(" ", 1)[0].split("==") for block in requirements(lock))
+
+
+def test_the_host_venv_tests_the_gateway_with_the_versions_the_images_run():
+    """The gateway's tests run in the host venv: its parser is the docker-policy image's, and the docker-py
+    whose requests they replay is the Airflow image's. `make lock` keeps them equal; this says when not."""
+    dev = pinned(ROOT / "requirements-dev.lock")
+    assert dev["h11"] == pinned(ROOT / "compose" / "docker-policy" / "requirements.lock")["h11"]
+    assert dev["docker"] == pinned(ROOT / "compose" / "airflow" / "requirements.lock")["docker"]
