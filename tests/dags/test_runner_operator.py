@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from types import SimpleNamespace
 
 import pytest
@@ -11,11 +10,9 @@ from airflow.sdk.exceptions import AirflowException
 
 from helical_workflow.contract import runner_command
 from helical_workflow.operator import RunnerOperator, container_name
+from launch_engines import RUN_FOLDER, RUN_ID
 
 PARAMS = {"data": "", "device": "auto", "max_cells": 100, "classifier": "off", "batch_size": None}
-RUN_ID = "manual__2026-01-01T00:00:00+00:00"
-# Its results folder and label (discovery.safe_run_id): ':' and '+' replaced, and the id's SHA-256 after '--'.
-RUN_FOLDER = f"manual__2026-01-01T00_00_00_00_00--{hashlib.sha256(RUN_ID.encode()).hexdigest()}"
 
 
 def test_runner_command_passes_every_param():
