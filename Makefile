@@ -7,10 +7,18 @@ SHELL := /bin/bash
 # A worker host has no .env: its settings come from the worker.env the core wrote (make worker-env).
 WORKER_ENV ?= worker.env
 ifeq ($(filter worker-host worker-host-down,$(MAKECMDGOALS)),)
--include .env
+SETTINGS_FILE := .env
 else
--include $(WORKER_ENV)
+SETTINGS_FILE := $(WORKER_ENV)
 endif
+# A setting given in the environment wins over the file, as in compose (`COMPOSE_PROFILES=monitoring make up`),
+# and the command line over both (`make up WORKERS=3`). GNU make lets an included file override the environment,
+# so the environment's values of the file's settings are kept aside and put back after it.
+SETTINGS := $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' $(SETTINGS_FILE) 2>/dev/null)
+FROM_ENVIRONMENT := $(foreach key,$(SETTINGS),$(if $(filter environment,$(origin $(key))),$(key)))
+$(foreach key,$(FROM_ENVIRONMENT),$(eval ENVIRONMENT_$(key) := $$(value $(key))))
+-include $(SETTINGS_FILE)
+$(foreach key,$(FROM_ENVIRONMENT),$(eval $(key) = $$(ENVIRONMENT_$(key))))
 export
 
 # Host facts the compose file needs, derived by config/make-env.sh (which also writes them into .env, for plain
@@ -74,9 +82,13 @@ dirs:
 images: .env runner-image $(if $(GPU),runner-image-gpu) ## Build the Airflow, Docker-policy and runner images
 	$(COMPOSE) build airflow-init docker-policy
 
+# SERVICES starts only those (and what they need). When a service fails, explain_startup.py prints its log tail and,
+# for the known causes, the fix, before a later `up` recreates the container.
+UP = $(COMPOSE) up -d --wait --wait-timeout 600 --remove-orphans $(SERVICES)
 .PHONY: up
-up: preflight dirs images $(if $(CLUSTER_BIND_ADDRESS),certs) ## Start the stack: make up WORKERS=3 [GPU=1] (profiles: COMPOSE_PROFILES in .env)
-	$(COMPOSE) up -d --wait --wait-timeout 600 --remove-orphans
+up: preflight dirs images $(if $(CLUSTER_BIND_ADDRESS),certs) ## Start the stack: make up WORKERS=3 [GPU=1] [SERVICES=...] (profiles: COMPOSE_PROFILES)
+	@echo '$(UP)'
+	@$(UP) || { $(PYTHON) scripts/explain_startup.py $(COMPOSE); exit 1; }
 	@scripts/print-urls.sh
 
 .PHONY: down
@@ -89,6 +101,18 @@ down: ## Stop the stack and remove its containers (volumes are kept; make clean 
 clean: ## Stop the stack and delete its volumes (metadata DB, logs, Prometheus data)
 	$(COMPOSE) --profile '*' down --remove-orphans --volumes
 	@docker ps -aq --filter label=helical.dag_id | xargs -r docker rm -f >/dev/null
+
+# The metadata database (run history, connections, variables, pools): docs/operations.md says what else is state.
+BACKUP_TOOL = PYTHONPATH=scripts $(PYTHON) -m metadata_backup --compose '$(COMPOSE)'
+.PHONY: backup
+backup: .env ## Dump the metadata DB into BACKUP_DIR/<timestamp>/ with a manifest (proven to restore)
+	@$(BACKUP_TOOL) backup $(or $(BACKUP_DIR),backups)
+
+.PHONY: restore
+restore: .env ## Restore onto a DB with no runs, then start the stack: make restore BACKUP=backups/<ts> [FORCE=1]
+	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=$(or $(BACKUP_DIR),backups)/<timestamp> [FORCE=1]"; exit 2; }
+	@$(BACKUP_TOOL) restore $(BACKUP) $(if $(FORCE),--force)
+	@$(MAKE) --no-print-directory up
 
 .PHONY: ps
 ps: ## Show the services and their health
@@ -229,6 +253,9 @@ E2E_TESTS := tests/e2e/test_stack.py tests/e2e/test_stack_observability.py tests
 SECURITY_TESTS := tests/security
 CHAOS_TESTS := tests/e2e/test_chaos.py
 SCALE_OUT_TESTS := tests/e2e/test_scale_out.py
+# Day-2 operations: the backup test ends with make clean and make restore (the stack is running afterwards).
+OPERATIONS_TESTS := tests/e2e/test_startup_failure.py tests/e2e/test_alerting.py tests/e2e/test_housekeeping.py \
+  tests/e2e/test_backup_restore.py
 # Last: it switches the stack to the no-op runner with wide limits.
 CAPACITY_TESTS := tests/e2e/test_scale.py
 
@@ -248,14 +275,18 @@ chaos: venv ## Faults on the real stack: killed and stopped workers, scale-down,
 scale-out: venv ## A second worker host (its own compose project) joining the stack through worker.env
 	$(VENV)/bin/pytest -q -x -rP --durations=0 $(SCALE_OUT_TESTS)
 
+.PHONY: operations
+operations: venv ## Day-2 on the real stack: start-up failures explained, an alert reaching a webhook, retention, backup/restore
+	$(VENV)/bin/pytest -q -x -rP --durations=0 $(OPERATIONS_TESTS)
+
 .PHONY: test-capacity
 test-capacity: venv ## No ceiling below the hardware: 40 runner tasks at once, runs of 1,100 and 10,000 datasets (no-op runner)
 	$(VENV)/bin/pytest -q -x -rP --durations=0 $(CAPACITY_TESTS)
 
 .PHONY: test-stack
-test-stack: venv ## e2e, security, chaos, a second worker host, then capacity, on one stack
+test-stack: venv ## e2e, security, chaos, a second worker host, day-2 operations, then capacity, on one stack
 	$(VENV)/bin/pytest -q -x -rP --durations=0 $(E2E_TESTS) $(SECURITY_TESTS) $(CHAOS_TESTS) $(SCALE_OUT_TESTS) \
-	  $(CAPACITY_TESTS)
+	  $(OPERATIONS_TESTS) $(CAPACITY_TESTS)
 
 .PHONY: bench-runner
 bench-runner: ## Runner vs naive Helical path at real scGPT dims, in the runner image; output to docs/benchmarks/

@@ -13,12 +13,15 @@ checkout=$(cd "$(dirname "$0")/.." && pwd)
 GENERATED=(AIRFLOW_FERNET_KEY AIRFLOW_JWT_SECRET AIRFLOW_API_SECRET_KEY _AIRFLOW_WWW_USER_PASSWORD FLOWER_PASSWORD
            GRAFANA_ADMIN_PASSWORD POSTGRES_PASSWORD REDIS_PASSWORD HELICAL_CLUSTER_ID)
 is_generated() { [[ " ${GENERATED[*]} " == *" $1 "* ]]; }
-# Facts of this host that compose needs (the Makefile derives them again on every call, through --derive).
-DERIVED=(PROJECT_DIR DOCKER_GID AIRFLOW_UID RUNNER_UID)
+# Facts of this host that compose needs (the Makefile derives them again on every call, through --derive,
+# except the project name, which must stay what it was when the volumes were made).
+DERIVED=(PROJECT_DIR DOCKER_GID AIRFLOW_UID RUNNER_UID COMPOSE_PROJECT_NAME)
 is_derived() { [[ " ${DERIVED[*]} " == *" $1 "* ]]; }
 derive() {
   case $1 in
     PROJECT_DIR) echo "$checkout" ;;
+    # One name per checkout, so two checkouts on one host never share volumes (docs/operations.md).
+    COMPOSE_PROJECT_NAME) echo "helical-$(printf '%s' "$checkout" | sha256sum | cut -c1-8)" ;;
     DOCKER_GID) stat -c %g /var/run/docker.sock 2>/dev/null || echo 0 ;;
     AIRFLOW_UID) id -u ;;
     # Runners never run as root: the checkout's owner (results belong to them), or the image's user 1000.
@@ -64,11 +67,15 @@ while IFS= read -r line; do
   [[ "$line" == \#* || "$line" != *=* ]] && continue
   key=${line%%=*}
   grep -q "^${key}=" "$env_file" && continue
+  # An .env older than the setting made its volumes under compose.yaml's own name: keep that name.
+  if [ "$key" = COMPOSE_PROJECT_NAME ]; then added+=("COMPOSE_PROJECT_NAME=helical"); continue; fi
   added+=("$(fill "$line")")
 done <"$example"
 if [ ${#added[@]} -gt 0 ]; then
   { echo "# added from config/.env.example on $(date -u +%F)"; printf '%s\n' "${added[@]}"; } >>"$env_file"
   echo "added to $env_file: ${added[*]%%=*}"
+  [[ " ${added[*]} " == *" COMPOSE_PROJECT_NAME=helical "* ]] &&
+    echo "COMPOSE_PROJECT_NAME=helical: the name this .env's containers and volumes already have (docs/operations.md)"
 fi
 # Host facts an older .env left empty.
 for key in "${DERIVED[@]}"; do

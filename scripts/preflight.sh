@@ -20,6 +20,15 @@ free_gib=$(df -Pk "$(docker info --format '{{.DockerRootDir}}' 2>/dev/null || ec
 
 "$(dirname "$0")/check-credentials.sh" || fail=1
 
+# Containers of this project name started from another checkout would be taken over, volumes and all.
+project=${COMPOSE_PROJECT_NAME:-helical}
+here=$(readlink -f "${PROJECT_DIR:-$PWD}")
+while IFS= read -r dir; do
+  [ -n "$dir" ] && [ "$(readlink -f "$dir")" != "$here" ] &&
+    problem "the compose project '$project' belongs to the checkout in $dir: starting it here would take over its containers and volumes. Give this checkout its own name (empty COMPOSE_PROJECT_NAME in .env, then make env derives one) or stop the other one (make down there)." && break
+done < <(docker ps -a --filter "label=com.docker.compose.project=$project" \
+           --format '{{.Label "com.docker.compose.project.working_dir"}}' 2>/dev/null | sort -u)
+
 if [ "${1:-}" = "--gpu" ]; then
   docker info --format '{{json .Runtimes}}' | grep -q nvidia ||
     problem "GPU=1 needs the NVIDIA Container Toolkit (nvidia runtime not found in 'docker info'): install it and restart Docker, or drop GPU=1."

@@ -20,6 +20,9 @@ show - "Airflow UI / REST API" "http://$host:${AIRFLOW_PORT:-8080}" \
 show flower "Flower" "http://$host:${FLOWER_PORT:-5555}" "login ${FLOWER_USER:-admin}, password FLOWER_PASSWORD in .env"
 # No login, so on this host only whatever BIND_ADDRESS says (from elsewhere: Grafana, or an SSH tunnel).
 show monitoring "Prometheus" "http://127.0.0.1:${PROMETHEUS_PORT:-9090}" "this host only"
+# Where alerts go, as Alertmanager's configuration was just rendered from .env (no secret printed). No login either.
+show monitoring "Alertmanager" "http://127.0.0.1:${ALERTMANAGER_PORT:-9093}" \
+  "this host only; $(python3 "$(dirname "$0")/../monitoring/alertmanager/render_config.py" --describe 2>&1)"
 show dashboards "Grafana" "http://$host:${GRAFANA_PORT:-3000}" "login ${GRAFANA_ADMIN_USER:-admin}, password GRAFANA_ADMIN_PASSWORD in .env"
 show - "statsd-exporter" "http://127.0.0.1:${STATSD_EXPORTER_PORT:-9102}/metrics" "this host only"
 echo

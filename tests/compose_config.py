@@ -4,6 +4,7 @@ tests of what is deployed rather than of what one file says. Settings come from 
 
     services = rendered(BIND_ADDRESS="0.0.0.0")["services"]
     values = env_values()          # that .env, to look for its secrets in the model
+    core = compose_file("docker-compose.yaml")   # one file as written, without docker (merge tags as plain values)
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_FILE = "compose/docker-compose.cluster.yaml"
@@ -47,3 +50,23 @@ def _rendered(files: tuple[str, ...], settings: tuple[tuple[str, str], ...]) -> 
     if done.returncode != 0:
         raise AssertionError(f"docker compose config failed (Docker Compose v2 is needed): {done.stderr[-2000:]}")
     return json.loads(done.stdout)
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """Compose's merge tags (!override, !reset) read as plain values."""
+
+
+def _untagged(loader: yaml.SafeLoader, tag: str, node: yaml.Node) -> object:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_scalar(node)
+
+
+_ComposeLoader.add_multi_constructor("!", _untagged)
+
+
+def compose_file(name: str) -> dict[str, Any]:
+    """compose/<name> as written (no include, extends or interpolation resolved)."""
+    return yaml.load((ROOT / "compose" / name).read_text(), Loader=_ComposeLoader)

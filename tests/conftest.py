@@ -8,13 +8,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import DAG_ID, ROOT, Stack, make, prepare_folders
+from harness import DAG_ID, PROJECT, ROOT, Stack, env_file, make, prepare_folders
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    subprocess.run(["make", "runner-image"], cwd=ROOT, check=True)
+    subprocess.run(["make", "runner-image"], cwd=ROOT, check=True)  # also writes .env on first use
     prepare_folders()
+    # The checkout's own stack (`make up` as users run it, under its own project name) holds the ports the e2e
+    # stack publishes: stopped, its volumes kept.
+    own = env_file().get("COMPOSE_PROJECT_NAME") or PROJECT
+    if own != PROJECT:
+        make("down", COMPOSE_PROJECT_NAME=own)
     # A fresh metadata DB and broker: volumes left by an earlier stack hold other passwords and runs.
     make("clean")
     make("up", WORKERS="3")
@@ -30,7 +35,7 @@ def stack() -> Iterator[Stack]:
             time.sleep(5)
     yield stack
     make("down")
-    left = subprocess.run(["docker", "ps", "-aq", "--filter", "label=com.docker.compose.project=helical"],
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
                           capture_output=True, text=True, check=True).stdout.split()
     runners = subprocess.run(["docker", "ps", "-aq", "--filter", "label=helical.dag_id"],
                              capture_output=True, text=True, check=True).stdout.split()

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cluster_address import address_for_tests
 from loadtest.client import AirflowApi, ApiError
 
@@ -25,8 +27,13 @@ DAG_ID = "helical_model_workflow"
 PROFILES = "monitoring,flower"
 
 
+# The e2e stack's compose project: fixed, whatever the checkout's own (COMPOSE_PROJECT_NAME in .env) is, so the
+# tests know its network and container names. The checkout's own stack is stopped first (tests/conftest.py).
+PROJECT = "helical"
+
 # Command-line variables, so they win over .env inside make.
 MAKE_VARS = {
+    "COMPOSE_PROJECT_NAME": PROJECT,
     "HELICAL_DATA_DIR": str(E2E / "data"),
     "HELICAL_RESULTS_DIR": str(E2E / "results"),
     "HELICAL_MODELS_DIR": str(E2E / "models"),
@@ -37,12 +44,25 @@ MAKE_VARS = {
     "COMPOSE_PROFILES": PROFILES,
     "COMPOSE_EXTRA_FILES": "-f tests/e2e/compose.test.yaml",
     "DAG_REFRESH_INTERVAL": "10",
+    # The alert test's webhook receiver, a service of tests/e2e/compose.test.yaml.
+    "ALERT_WEBHOOK_URL": "http://alert-receiver:9000/alerts",
+    # Backups the tests make stay under .e2e/ with the rest of their files.
+    "BACKUP_DIR": str(E2E / "backups"),
 }
+# The alert the live alert test fires, and the wait before it fires there (production: the rule's `for`).
+ALERT_UNDER_TEST, ALERT_TEST_FOR = "CeleryQueueHasNoWorker", "30s"
 
 
 def make(*args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess:
     variables = [f"{k}={v}" for k, v in {**MAKE_VARS, **extra}.items()]
     return subprocess.run(["make", *args, *variables], cwd=ROOT, check=check, text=True)
+
+
+def make_captured(*args: str, **extra: str) -> subprocess.CompletedProcess:
+    """`make` as above, never raising: its return code and output (stdout and stderr together) for the test."""
+    variables = [f"{k}={v}" for k, v in {**MAKE_VARS, **extra}.items()]
+    return subprocess.run(["make", *args, *variables], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT)
 
 
 def compose(*args: str, extra_files: tuple[str, ...] = (), env: dict[str, str] | None = None) -> str:
@@ -73,12 +93,25 @@ def docker_run_runner(*args: str, volumes: dict[Path, str]) -> None:
 def prepare_folders() -> None:
     """Three datasets and the tiny scGPT checkpoint (real vocabulary), made with the runner image itself."""
     shutil.rmtree(E2E, ignore_errors=True)
-    for name in ("data", "results", "models"):
+    for name in ("data", "results", "models", "alerts"):
         (E2E / name).mkdir(parents=True)
+    write_faster_alerting(E2E / "monitoring")
     docker_run_runner("python", "/e2e/make_datasets.py", "/data",
                       volumes={ROOT / "tests" / "e2e": "/e2e:ro", E2E / "data": "/data"})
     docker_run_runner("helical-runner", "test-model", "--out", "/models", "--vocab", "/vocab/vocab.json",
                       volumes={E2E / "models": "/models", VOCAB: "/vocab/vocab.json:ro"})
+
+
+def write_faster_alerting(folder: Path) -> None:
+    """The real alert rules and Alertmanager template, waiting less (tests/e2e/compose.test.yaml mounts them)."""
+    folder.mkdir(parents=True)
+    rules = yaml.safe_load((ROOT / "monitoring" / "prometheus" / "rules" / "alerts.yml").read_text())
+    (rule,) = [r for group in rules["groups"] for r in group["rules"] if r.get("alert") == ALERT_UNDER_TEST]
+    rule["for"] = ALERT_TEST_FOR
+    (folder / "alerts.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
+    template = (ROOT / "monitoring" / "alertmanager" / "alertmanager.yml.tmpl").read_text()
+    assert template.count("group_interval: 5m") == 1, "the template's group_interval moved: update the e2e's copy"
+    (folder / "alertmanager.yml.tmpl").write_text(template.replace("group_interval: 5m", "group_interval: 30s"))
 
 
 class Stack:
@@ -90,6 +123,7 @@ class Stack:
         self.prometheus = f"http://localhost:{values.get('PROMETHEUS_PORT') or 9090}"
         self.flower = f"http://localhost:{values.get('FLOWER_PORT') or 5555}"
         self.statsd_metrics = f"http://localhost:{values.get('STATSD_EXPORTER_PORT') or 9102}/metrics"
+        self.alertmanager = f"http://localhost:{values.get('ALERTMANAGER_PORT') or 9093}"
         self.ready_at = time.time()  # every scrape of the exporter since then must have succeeded
         self.flower_auth = (values.get("FLOWER_USER") or "admin", values["FLOWER_PASSWORD"])
         self.api = AirflowApi(self.url, values.get("_AIRFLOW_WWW_USER_USERNAME") or "admin",

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
+from compose_config import compose_file
 from helical_workflow import contract
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,23 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 WATCHED_QUEUES = (*contract.QUEUES, "default")
 
 
-class ComposeLoader(yaml.SafeLoader):
-    """Compose's merge tags (!override, !reset) read as plain values."""
-
-
-def _untagged(loader: yaml.SafeLoader, tag: str, node: yaml.Node) -> object:
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_scalar(node)
-
-
-ComposeLoader.add_multi_constructor("!", _untagged)
-
-
 def compose_services(name: str) -> dict:
-    return yaml.load((ROOT / "compose" / name).read_text(), Loader=ComposeLoader)["services"]
+    return compose_file(name)["services"]
 
 
 def env_example() -> dict[str, str]:
@@ -134,8 +119,7 @@ def test_docker_policy_and_cadvisor_know_the_runner_label():
     assert policy["environment"]["DOCKER_POLICY_LABEL"] == contract.RUNNER_LABEL
     # The core's runner network is the default; a worker host sets its own (make worker-host).
     network = compose_services("airflow-common.yaml")["airflow-common"]["environment"]["HELICAL_DOCKER_NETWORK"]
-    core_file = yaml.load((ROOT / "compose" / "docker-compose.yaml").read_text(), Loader=ComposeLoader)
-    assert core_file["networks"]["runners"]["name"] == network
+    assert compose_file("docker-compose.yaml")["networks"]["runners"]["name"] == network
     assert policy["environment"]["DOCKER_POLICY_NETWORK"] == f"${{HELICAL_RUNNER_NETWORK:-{network}}}"
     cadvisor = compose_services("cadvisor.yaml")["cadvisor"]["command"]
     (whitelist,) = [arg for arg in cadvisor if arg.startswith("--whitelisted_container_labels=")]

@@ -35,6 +35,7 @@ def test_with_a_public_bind_address_only_what_has_a_login_is_published_there():
         "flower": {("0.0.0.0", 5555, "tcp")},  # basic auth
         "grafana": {("0.0.0.0", 3000, "tcp")},  # admin login
         "prometheus": {("127.0.0.1", 9090, "tcp")},  # no login: this host only
+        "alertmanager": {("127.0.0.1", 9093, "tcp")},  # no login, and its API silences alerts
         "statsd-exporter": {("127.0.0.1", 9102, "tcp")},
     }
 

@@ -12,19 +12,25 @@ from compose_config import rendered
 from promql_names import REPO
 
 FILES = (REPO / "compose" / "docker-compose.monitoring.yaml", REPO / "compose" / "cadvisor.yaml")
-SERVICES = {"statsd-exporter", "redis-exporter", "prometheus", "grafana", "cadvisor"}
+SERVICES = {"statsd-exporter", "redis-exporter", "prometheus", "alertmanager", "alertmanager-config", "grafana",
+            "cadvisor"}
 OPTIONAL = {"grafana", "cadvisor"}  # no image on machines without a registry, needed by nothing
+ONE_SHOT = {"alertmanager-config"}  # runs to completion before the service that needs it
 # The profile that starts each service (COMPOSE_PROFILES in .env); statsd-exporter is always there.
 PROFILES = {"statsd-exporter": None, "redis-exporter": "monitoring", "prometheus": "monitoring",
-            "grafana": "dashboards", "cadvisor": "cadvisor"}
+            "alertmanager": "monitoring", "alertmanager-config": "monitoring", "grafana": "dashboards",
+            "cadvisor": "cadvisor"}
 # Published ports (host address, host port default, container port). Only Grafana has a login, so only Grafana
-# follows BIND_ADDRESS; Prometheus and statsd-exporter stay on loopback; redis-exporter and cAdvisor are scraped on
-# the stack's network and published nowhere on the core (a worker host publishes its cAdvisor: worker-host.yaml).
+# follows BIND_ADDRESS; Prometheus, Alertmanager (its API silences alerts) and statsd-exporter stay on loopback;
+# redis-exporter and cAdvisor are scraped on the stack's network and published nowhere on the core (a worker host
+# publishes its cAdvisor: worker-host.yaml).
 BIND = "${BIND_ADDRESS:-127.0.0.1}"
 CONTRACT_PORTS = {
     "statsd-exporter": {"127.0.0.1:9102:9102"},  # StatsD itself is not published
     "redis-exporter": set(),
     "prometheus": {"127.0.0.1:9090:9090"},
+    "alertmanager": {"127.0.0.1:9093:9093"},
+    "alertmanager-config": set(),
     "grafana": {f"{BIND}:3000:3000"},
     "cadvisor": set(),
 }
@@ -40,7 +46,7 @@ def test_services_are_the_contract_ones(services: dict) -> None:
     assert set(services) == SERVICES
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", sorted(SERVICES - ONE_SHOT))
 def test_service_is_pinned_healthchecked_restarted_and_published_only_with_a_login(
     services: dict, name: str
 ) -> None:
@@ -56,6 +62,15 @@ def test_service_is_pinned_healthchecked_restarted_and_published_only_with_a_log
     # The host port may come from .env (${GRAFANA_PORT:-3000}); the contract is its default.
     ports = {re.sub(r"\$\{[A-Z_]+_PORT:-(\d+)\}", r"\1", port) for port in service.get("ports", [])}
     assert ports == CONTRACT_PORTS[name]
+
+
+@pytest.mark.parametrize("name", sorted(ONE_SHOT))
+def test_a_one_shot_step_runs_once_without_network_on_the_airflow_images_python(services: dict, name: str) -> None:
+    service = services[name]
+    assert service["restart"] == "no" and service["network_mode"] == "none" and service["read_only"] is True
+    assert service["cap_drop"] == ["ALL"] and "ports" not in service
+    dockerfile = (REPO / "compose" / "airflow" / "Dockerfile").read_text(encoding="utf-8")
+    assert f"FROM {service['image']} AS runtime" in dockerfile, "one pinned python image for the stack"
 
 
 def test_optional_services_are_profiles_that_envexample_turns_on(services: dict) -> None:
@@ -77,7 +92,7 @@ def test_optional_services_are_needed_by_nothing(services: dict) -> None:
 def test_mounted_files_exist(services: dict) -> None:
     for name, service in services.items():
         for volume in service.get("volumes", []):
-            source = volume.split(":", 1)[0]
+            source = volume["source"] if isinstance(volume, dict) else volume.split(":", 1)[0]
             if source.startswith("./"):
                 assert (REPO / source).exists(), f"{name}: mounts missing {source}"
 

@@ -41,6 +41,7 @@ def test_what_has_no_login_stays_on_this_host_and_worker_hosts_reach_three_ports
     assert port_bindings("airflow-execution-api") == {"8080/tcp": [cluster]}  # TLS, /execution only
     assert port_bindings("airflow-apiserver") == {"8080/tcp": ["127.0.0.1"]}  # BIND_ADDRESS: the UI never on cluster
     assert port_bindings("prometheus") == {"9090/tcp": ["127.0.0.1"]}  # no login: loopback whatever BIND_ADDRESS
+    assert port_bindings("alertmanager") == {"9093/tcp": ["127.0.0.1"]}
     for service in ("postgres", "redis-exporter"):  # worker hosts need no database; Prometheus scrapes inside
         assert port_bindings(service) == {}, service
 
