@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The cluster's private CA and the core's server certificate (Redis and Postgres as worker hosts reach them).
+# The cluster's private CA and the core's server certificate (Redis and the execution API as worker hosts reach them).
 # Usage: config/make-certs.sh DIR ADDRESS     (make certs; ADDRESS: CLUSTER_ADVERTISE_ADDRESS or _BIND_ADDRESS)
 # The CA is made once; the server certificate again whenever ADDRESS changes. Keys are mode 600 and never leave
 # this machine: worker hosts get ca.crt only, inside worker.env.

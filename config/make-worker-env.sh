@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# worker.env: all a worker host needs to join this core, in one file (mode 600: it holds passwords and secrets).
+# worker.env: all a worker host needs to join this core, in one file (mode 600: it holds the broker's password).
 # Usage: config/make-worker-env.sh OUT     (make worker-env, which exports .env's settings to it)
-# Only what workers use goes in: no admin, Flower or Grafana login.
+# Only what workers use goes in: the broker's password and the cluster's CA certificate; no database login, no
+# Fernet key, JWT or API secret, no admin, Flower or Grafana login (docs/security.md, "Who holds which secret").
 set -euo pipefail
 out=$1
 [ -n "${CLUSTER_BIND_ADDRESS:-}" ] || {
@@ -23,16 +24,15 @@ HELICAL_MODELS_DIR=${HELICAL_MODELS_DIR:-$PROJECT_DIR/models}
 HELICAL_LOGS_DIR=${HELICAL_LOGS_DIR:-$PROJECT_DIR/logs}
 CLUSTER_CORE_ADDRESS=$address
 CLUSTER_CA_CERT=$(base64 -w0 certs/ca.crt)
-KEYS=(CLUSTER_CORE_ADDRESS CLUSTER_REDIS_PORT CLUSTER_POSTGRES_PORT CLUSTER_API_PORT CLUSTER_STATSD_PORT
-      HELICAL_CLUSTER_ID CLUSTER_CA_CERT REDIS_PASSWORD POSTGRES_PASSWORD
-      AIRFLOW_FERNET_KEY AIRFLOW_JWT_SECRET AIRFLOW_API_SECRET_KEY
+KEYS=(CLUSTER_CORE_ADDRESS CLUSTER_REDIS_PORT CLUSTER_API_PORT CLUSTER_STATSD_PORT CADVISOR_PORT
+      HELICAL_CLUSTER_ID CLUSTER_CA_CERT REDIS_PASSWORD
       HELICAL_DATA_DIR HELICAL_RESULTS_DIR HELICAL_MODELS_DIR HELICAL_LOGS_DIR AIRFLOW_UID
       RUNNER_CPU_IMAGE RUNNER_GPU_IMAGE RUNNER_UID RUNNER_CPUS RUNNER_MEMORY WORKER_CONCURRENCY)
 umask 077
 {
   echo "# worker.env of the Helical core at $address, written by make worker-env on $(date -u +%F)."
   echo "# Copy it beside the Makefile of a worker host's checkout, then: make worker-host QUEUE=cpu|gpu WORKERS=N"
-  echo "# It holds the broker and database passwords and the cluster's secrets: keep it mode 600, never in git."
+  echo "# It holds the broker's password: keep it mode 600, never in git."
   for key in "${KEYS[@]}"; do printf '%s=%s\n' "$key" "${!key-}"; done
 } >"$out.tmp"
 mv "$out.tmp" "$out"

@@ -114,7 +114,7 @@ with DAG(
         """results/<run_id>/summary.json from the datasets' metrics.json and errors; fails if any dataset has none."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from helical_workflow.discovery import describe_packing, planned_of, safe_run_id
+        from helical_workflow.discovery import describe_packing, planned_of, run_folder
         from helical_workflow.settings import load_settings
         from helical_workflow.summary import (
             build_summary,
@@ -125,9 +125,9 @@ with DAG(
         )
 
         context = get_current_context()
-        run_id = safe_run_id(context["run_id"])
         settings = load_settings()
-        run_dir = settings.worker_results_dir / run_id
+        run_dir = run_folder(settings.worker_results_dir, context["run_id"])
+        run_id = run_dir.name  # the runners' --run-id (the runner operators pass safe_run_id too)
         if packs is None:  # discover_datasets failed, so it returned nothing
             summary = discovery_failed_summary(run_id)
             write_json_atomically(run_dir / "summary.json", summary)

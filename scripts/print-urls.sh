@@ -18,13 +18,13 @@ echo "Helical platform is up."
 show - "Airflow UI / REST API" "http://$host:${AIRFLOW_PORT:-8080}" \
   "login ${_AIRFLOW_WWW_USER_USERNAME:-admin}, password _AIRFLOW_WWW_USER_PASSWORD in .env"
 show flower "Flower" "http://$host:${FLOWER_PORT:-5555}" "login ${FLOWER_USER:-admin}, password FLOWER_PASSWORD in .env"
-show monitoring "Prometheus" "http://$host:${PROMETHEUS_PORT:-9090}" ""
-# Where alerts go, as Alertmanager's configuration was just rendered from .env (no secret printed).
-show monitoring "Alertmanager" "http://$host:${ALERTMANAGER_PORT:-9093}" \
-  "$(python3 "$(dirname "$0")/../monitoring/alertmanager/render_config.py" --describe 2>&1)"
+# No login, so on this host only whatever BIND_ADDRESS says (from elsewhere: Grafana, or an SSH tunnel).
+show monitoring "Prometheus" "http://127.0.0.1:${PROMETHEUS_PORT:-9090}" "this host only"
+# Where alerts go, as Alertmanager's configuration was just rendered from .env (no secret printed). No login either.
+show monitoring "Alertmanager" "http://127.0.0.1:${ALERTMANAGER_PORT:-9093}" \
+  "this host only; $(python3 "$(dirname "$0")/../monitoring/alertmanager/render_config.py" --describe 2>&1)"
 show dashboards "Grafana" "http://$host:${GRAFANA_PORT:-3000}" "login ${GRAFANA_ADMIN_USER:-admin}, password GRAFANA_ADMIN_PASSWORD in .env"
-show - "statsd-exporter" "http://$host:${STATSD_EXPORTER_PORT:-9102}/metrics" ""
-show cadvisor "cAdvisor" "http://$host:${CADVISOR_PORT:-8081}" ""
+show - "statsd-exporter" "http://127.0.0.1:${STATSD_EXPORTER_PORT:-9102}/metrics" "this host only"
 echo
 echo "Drop .h5ad files into ${HELICAL_DATA_DIR:-./data}, then: make trigger   (results land in ${HELICAL_RESULTS_DIR:-./results}/<run_id>/)"
 if [ -z "$(ls -A "${HELICAL_MODELS_DIR:-models}" 2>/dev/null)" ]; then

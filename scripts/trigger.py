@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dags"))
+from helical_workflow.discovery import run_folder  # Airflow-free: the folder a run writes to
 from loadtest.client import TERMINAL_RUN_STATES, AirflowApi, ApiError
 
 
@@ -43,7 +45,7 @@ def main() -> int:
             state = new_state
     except ApiError as err:
         sys.exit(str(err))
-    results = Path(os.environ.get("HELICAL_RESULTS_DIR") or "results") / run_id
+    results = run_folder(Path(os.environ.get("HELICAL_RESULTS_DIR") or "results"), run_id)
     print(f"{run_id}: {state}; outputs in {results}/")
     if state != "success":
         print(why_failed(api, args.dag, run_id, results / "summary.json"))

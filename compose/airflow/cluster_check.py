@@ -1,11 +1,12 @@
 """The cluster's two checks, run in the Airflow image (docs/scale-out.md).
 
   write-marker  on the core (airflow-init, cluster mode): RESULTS/.helical-cluster.json, so that a worker host
-                can tell it sees the core's results folder (the shared filesystem) and holds its Fernet key.
+                can tell it sees the core's results folder (the shared filesystem).
   check         on a worker host before its workers start (cluster-check in compose/worker-host.yaml): writes
                 the cluster's CA certificate from worker.env, then checks the marker, the data and models
-                folders, and every credential of worker.env against the core. Each failure names the setting
-                and the fix; any failure stops the host before a worker takes a task.
+                folders, the broker's password and TLS, and the execution API's TLS, each as the workers will use
+                it. Each failure names the setting and the fix; any failure stops the host before a worker takes a
+                task. A worker host holds no other credential (docs/security.md).
 """
 
 from __future__ import annotations
@@ -25,16 +26,8 @@ RESULTS, DATA, MODELS = Path("/opt/airflow/results"), Path("/opt/airflow/data"),
 FRESH_ENV = "copy a fresh worker.env from the core (`make worker-env` there)"
 
 
-def marker_payload(cluster_id: str, address: str, fernet_key: str) -> dict[str, str]:
-    from cryptography.fernet import Fernet
-
-    return {"cluster_id": cluster_id, "core": address,
-            "fernet_check": Fernet(fernet_key.encode()).encrypt(cluster_id.encode()).decode()}
-
-
 def write_marker(results: Path = RESULTS) -> None:
-    payload = marker_payload(os.environ["HELICAL_CLUSTER_ID"], os.environ["HELICAL_CLUSTER_ADDRESS"],
-                             os.environ["AIRFLOW__CORE__FERNET_KEY"])
+    payload = {"cluster_id": os.environ["HELICAL_CLUSTER_ID"], "core": os.environ["HELICAL_CLUSTER_ADDRESS"]}
     tmp = results / f".{MARKER}.{uuid.uuid4().hex}.tmp"
     try:
         tmp.write_text(json.dumps(payload, indent=1))
@@ -51,10 +44,8 @@ def results_host_path() -> str:
     return os.environ.get("HELICAL_RESULTS_DIR", str(RESULTS))
 
 
-def marker_problems(marker: Path, cluster_id: str, fernet_key: str) -> list[str]:
+def marker_problems(marker: Path, cluster_id: str) -> list[str]:
     """What is wrong with this host's view of the core's marker, or []."""
-    from cryptography.fernet import Fernet, InvalidToken
-
     host_dir = results_host_path()
     try:
         payload = json.loads(marker.read_text())
@@ -64,15 +55,11 @@ def marker_problems(marker: Path, cluster_id: str, fernet_key: str) -> list[str]
                 "same path as on the core, and start again (docs/scale-out.md)"]
     except (OSError, ValueError) as err:
         return [f"HELICAL_RESULTS_DIR={host_dir}: cannot read {MARKER} ({err}): check the shared filesystem's mount"]
-    if payload.get("cluster_id") != cluster_id:
+    if not isinstance(payload, dict) or payload.get("cluster_id") != cluster_id:
+        core = payload.get("core") if isinstance(payload, dict) else None
         return [f"HELICAL_RESULTS_DIR={host_dir} belongs to another cluster (marker written by the core at "
-                f"{payload.get('core')}): HELICAL_CLUSTER_ID in worker.env differs; {FRESH_ENV}"]
-    try:
-        if Fernet(fernet_key.encode()).decrypt(payload["fernet_check"].encode()).decode() == cluster_id:
-            return []
-    except (InvalidToken, ValueError, KeyError):
-        pass
-    return [f"AIRFLOW_FERNET_KEY in worker.env is not the core's; {FRESH_ENV}"]
+                f"{core}): HELICAL_CLUSTER_ID in worker.env differs; {FRESH_ENV}"]
+    return []
 
 
 def folder_problems() -> list[str]:
@@ -104,46 +91,23 @@ def broker_problem(url: str, ca_file: str) -> str | None:
     return None
 
 
-def database_problem(url: str) -> str | None:
-    import psycopg2
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    where = f"the metadata database at {parsed.host}:{parsed.port}"
-    try:
-        psycopg2.connect(host=parsed.host, port=parsed.port, user=parsed.username, password=parsed.password,
-                         dbname=parsed.database, connect_timeout=10, **parsed.query).close()
-    except psycopg2.OperationalError as err:
-        text = str(err)
-        if "password authentication failed" in text:
-            return f"POSTGRES_PASSWORD in worker.env was refused by {where}; {FRESH_ENV}"
-        if "certificate" in text or "SSL" in text:
-            return f"TLS to {where} failed ({text.strip()}): CLUSTER_CA_CERT in worker.env is not the core's; {FRESH_ENV}"
-        return (f"cannot reach {where} ({text.strip()}): publish it on the core (CLUSTER_BIND_ADDRESS, "
-                "CLUSTER_POSTGRES_PORT) and open that port in the firewall")
-    return None
-
-
 def execution_api_problem(base_url: str) -> str | None:
-    """A token signed with worker.env's JWT secret, shown to the core's execution API: a wrong secret is a 403
-    "Invalid auth token"; a right one gets past authentication (the variable it asks for does not exist)."""
+    """GET /execution/health (it needs no token) through the task SDK's own client, so its TLS settings are the
+    ones task processes use: the cluster CA alone (AIRFLOW__API__SSL_CA_FILE), the core's name checked."""
     import httpx
-    from airflow.api_fastapi.auth.tokens import JWTGenerator
-    from airflow.configuration import conf
+    from airflow.sdk.api.client import Client
 
-    token = JWTGenerator(secret_key=conf.get("api_auth", "jwt_secret"), valid_for=60,
-                         audience=conf.get_mandatory_list_value("execution_api", "jwt_audience")[0]
-                         ).generate(extras={"sub": str(uuid.uuid4())})
-    url = f"{base_url.rstrip('/')}/variables/helical-cluster-check-{uuid.uuid4().hex}"
     try:
-        reply = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        Client(base_url=base_url, token="").get("health")
+    except httpx.HTTPStatusError as err:
+        return f"the execution API at {base_url} answered {err.response.status_code}: is the core healthy (make ps there)?"
     except httpx.HTTPError as err:
-        return (f"cannot reach the execution API at {base_url} ({describe(err)}): publish it on the core "
+        text = describe(err)
+        if "certificate" in text.lower() or "ssl" in text.lower():
+            return (f"TLS to the execution API at {base_url} failed ({text}): CLUSTER_CA_CERT in worker.env is not "
+                    f"the CA of the core's certificate, or the certificate does not name this address; {FRESH_ENV}")
+        return (f"cannot reach the execution API at {base_url} ({text}): publish it on the core "
                 "(CLUSTER_BIND_ADDRESS, CLUSTER_API_PORT) and open that port in the firewall")
-    if reply.status_code == 403 and "Invalid auth token" in reply.text:
-        return f"AIRFLOW_JWT_SECRET in worker.env is not the core's (its execution API refused the token); {FRESH_ENV}"
-    if reply.status_code >= 500:
-        return f"the execution API at {base_url} answered {reply.status_code}: is the core healthy (make ps there)?"
     return None
 
 
@@ -163,13 +127,11 @@ def check() -> int:
     env = os.environ
     ca_file = env["AIRFLOW__CELERY__SSL_CACERT"]
     problems = [p for p in [write_ca(env.get("CLUSTER_CA_CERT", ""), Path(ca_file))] if p]
-    problems += marker_problems(RESULTS / MARKER, env.get("HELICAL_CLUSTER_ID", ""),
-                                env["AIRFLOW__CORE__FERNET_KEY"])
+    problems += marker_problems(RESULTS / MARKER, env.get("HELICAL_CLUSTER_ID", ""))
     problems += folder_problems()
     if not problems:  # without the CA the TLS checks would only repeat that
         steps: list[Callable[[], str | None]] = [
             lambda: broker_problem(env["AIRFLOW__CELERY__BROKER_URL"], ca_file),
-            lambda: database_problem(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]),
             lambda: execution_api_problem(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]),
         ]
         problems += [p for p in (step() for step in steps) if p]

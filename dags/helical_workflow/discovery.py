@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from pathlib import Path, PurePosixPath
@@ -127,6 +128,32 @@ def planned_of(packs: list[RunnerPack]) -> list[PlannedDataset]:
     return [dataset for pack in packs for dataset in pack["datasets"]]
 
 
+# A run id used as it is for its results folder and its containers' names: Docker's name rule (an ASCII letter or
+# digit first, then letters, digits, '_', '.', '-'), short enough for container_name's 200 characters; never '.',
+# '..' or a hidden folder.
+SAFE_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+# What safe_run_id gives any other id: the id made safe (shortened), '--', then the SHA-256 of the whole id.
+HASHED_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,59}--[0-9a-f]{64}")
+
+
 def safe_run_id(run_id: str) -> str:
-    """A run id usable as a folder and container name (manual__2026-01-01T00:00:00+00:00 has ':' and '+')."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
+    """The folder (results/<this>/) and container name of a run: the run id itself when it is safe, else the id with
+    '_' for each unsafe character and its SHA-256 after '--' (manual__2026-01-01T00:00:00+00:00 has ':' and '+').
+
+    Two distinct run ids never share a folder: a safe id that looks hashed is hashed too, so an id kept as it is never
+    equals another's hashed form, and hashed forms differ by their full SHA-256.
+    """
+    if SAFE_RUN_ID.fullmatch(run_id) and not HASHED_RUN_ID.fullmatch(run_id):
+        return run_id
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)[:59]
+    if not readable[:1].isascii() or not readable[:1].isalnum():
+        readable = "r" + readable[:58]  # '.', '..', '-x': never a hidden folder or an option to the runner's CLI
+    return f"{readable}--{hashlib.sha256(run_id.encode()).hexdigest()}"
+
+
+def run_folder(results_dir: Path, run_id: str) -> Path:
+    """results/<safe_run_id>: where the runners of this run write, and its summary.json."""
+    folder = results_dir / safe_run_id(run_id)
+    if folder.parent != results_dir or folder.name in ("", ".", ".."):  # safe_run_id's promise, checked where it matters
+        raise ValueError(f"run id {run_id!r} maps outside {results_dir}")
+    return folder

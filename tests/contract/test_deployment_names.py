@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
+from compose_config import compose_file
 from helical_workflow import contract
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,16 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 WATCHED_QUEUES = (*contract.QUEUES, "default")
 
 
-class ComposeLoader(yaml.SafeLoader):
-    """Compose's merge tags (!override, !reset) read as plain values."""
-
-
-ComposeLoader.add_multi_constructor("!", lambda loader, tag, node: loader.construct_mapping(node)
-                                    if isinstance(node, yaml.MappingNode) else loader.construct_object(node))
-
-
 def compose_services(name: str) -> dict:
-    return yaml.load((ROOT / "compose" / name).read_text(), Loader=ComposeLoader)["services"]
+    return compose_file(name)["services"]
 
 
 def env_example() -> dict[str, str]:
@@ -47,9 +39,12 @@ def test_each_worker_consumes_its_queue_and_names_itself_after_it(service, queue
     assert f'--celery-hostname "{node}@${{HELICAL_HOST_NAME:-core}}.%h"' in command and node.split("-")[0] == queue
 
 
-def test_a_worker_host_names_its_workers_the_same_way():
+def test_a_worker_host_runs_the_cores_worker_and_names_it_the_same_way():
     worker = compose_services("worker-host.yaml")["airflow-worker"]
-    assert worker["extends"] == {"file": "docker-compose.yaml", "service": "airflow-worker"}
+    common = {"file": "${PROJECT_DIR}/compose/airflow-common.yaml", "service": "celery-worker"}
+    assert worker["extends"] == common
+    assert all(compose_services("docker-compose.yaml")[name]["extends"] == common
+               for name in ("airflow-worker", "airflow-worker-gpu", "airflow-worker-gpu-test"))
     assert re.search(r'--queues \$\{WORKER_QUEUE:-cpu\} --celery-hostname "\$\{WORKER_NODE:-cpu\}@'
                      r'\$\{HELICAL_HOST_NAME:\?[^}]*\}\.%h"', worker["command"]), worker["command"]
     makefile = (ROOT / "Makefile").read_text()
@@ -63,14 +58,23 @@ def test_the_cluster_file_repeats_the_brokers_command_exactly():
     assert cluster[:len(core)] == core and "--tls-port" in cluster[len(core):]
 
 
-def test_worker_env_carries_every_setting_the_worker_host_reads():
-    text = "\n".join((ROOT / "compose" / name).read_text() for name in ("worker-host.yaml", "docker-compose.yaml",
-                                                                       "docker-api.yaml"))
-    required = set(re.findall(r"\$\{(\w+):\?", text))
+# The files a worker host's compose project reads (worker-host.yaml includes or extends the others).
+WORKER_HOST_FILES = ("worker-host.yaml", "airflow-common.yaml", "docker-api.yaml", "cadvisor.yaml")
+
+
+def worker_env_keys() -> set[str]:
     script = (ROOT / "config" / "make-worker-env.sh").read_text()
-    keys = set(re.search(r"KEYS=\(([^)]*)\)", script).group(1).split())
+    return set(re.search(r"KEYS=\(([^)]*)\)", script).group(1).split())
+
+
+def test_worker_env_carries_every_setting_the_worker_host_reads():
+    text = "\n".join((ROOT / "compose" / name).read_text() for name in WORKER_HOST_FILES)
+    required = set(re.findall(r"\$\{(\w+):\?", text))
     set_by_make = {"PROJECT_DIR", "HELICAL_HOST_NAME", "HELICAL_RUNNER_NETWORK"}
-    assert required - set_by_make <= keys, required - set_by_make - keys
+    assert required - set_by_make <= worker_env_keys(), required - set_by_make - worker_env_keys()
+    extended = {s["extends"]["file"].rsplit("/", 1)[-1] for s in compose_services("worker-host.yaml").values()
+                if "extends" in s}
+    assert extended <= set(WORKER_HOST_FILES), extended
 
 
 def test_the_queue_metrics_watch_the_workflows_queues():
@@ -93,7 +97,7 @@ def test_the_runner_images_have_one_default():
     env = env_example()
     assert (env["RUNNER_CPU_IMAGE"], env["RUNNER_GPU_IMAGE"]) == (
         contract.RUNNER_IMAGES[contract.CPU_QUEUE], contract.RUNNER_IMAGES[contract.GPU_QUEUE])
-    for name in ("docker-compose.yaml", "runner-images.yaml"):
+    for name in ("airflow-common.yaml", "runner-images.yaml"):
         text = (ROOT / "compose" / name).read_text()
         defaults = set(re.findall(r"\$\{RUNNER_CPU_IMAGE:-([^}]+)\}", text))
         gpu_defaults = set(re.findall(r"\$\{RUNNER_GPU_IMAGE:-([^}]+)\}", text))
@@ -103,7 +107,7 @@ def test_the_runner_images_have_one_default():
 
 
 def test_the_host_folders_have_one_default_each():
-    text = (ROOT / "compose" / "docker-compose.yaml").read_text()
+    text = "\n".join((ROOT / "compose" / name).read_text() for name in ("airflow-common.yaml", "docker-compose.yaml"))
     for name, folder in (("DATA", "data"), ("RESULTS", "results"), ("MODELS", "models")):
         defaults = set(re.findall(rf"\$\{{HELICAL_{name}_DIR:-(.+?)\}}[:,\s\"]", text))
         defaults = {re.sub(r":\?[^}]*", "", d) for d in defaults}  # the first one also says how to fix it
@@ -111,10 +115,11 @@ def test_the_host_folders_have_one_default_each():
 
 
 def test_docker_policy_and_cadvisor_know_the_runner_label():
-    core, policy = compose_services("docker-compose.yaml"), compose_services("docker-api.yaml")["docker-policy"]
+    policy = compose_services("docker-api.yaml")["docker-policy"]
     assert policy["environment"]["DOCKER_POLICY_LABEL"] == contract.RUNNER_LABEL
     # The core's runner network is the default; a worker host sets its own (make worker-host).
-    network = core["airflow-apiserver"]["environment"]["HELICAL_DOCKER_NETWORK"]
+    network = compose_services("airflow-common.yaml")["airflow-common"]["environment"]["HELICAL_DOCKER_NETWORK"]
+    assert compose_file("docker-compose.yaml")["networks"]["runners"]["name"] == network
     assert policy["environment"]["DOCKER_POLICY_NETWORK"] == f"${{HELICAL_RUNNER_NETWORK:-{network}}}"
     cadvisor = compose_services("cadvisor.yaml")["cadvisor"]["command"]
     (whitelist,) = [arg for arg in cadvisor if arg.startswith("--whitelisted_container_labels=")]
@@ -124,7 +129,7 @@ def test_docker_policy_and_cadvisor_know_the_runner_label():
 def test_docker_policy_expects_the_runner_the_workers_ask_for():
     """The gateway allows exactly the user, limits and folders RunnerOperator sends: the same .env settings,
     with the same defaults, as the workers' HELICAL_* variables."""
-    worker = compose_services("docker-compose.yaml")["airflow-apiserver"]["environment"]
+    worker = compose_services("airflow-common.yaml")["airflow-common"]["environment"]  # every worker extends it
     policy = compose_services("docker-api.yaml")["docker-policy"]["environment"]
     for gateway_name, worker_name in (("UID", "UID"), ("MEMORY", "MEMORY"), ("CPUS", "CPUS")):
         assert policy[f"DOCKER_POLICY_RUNNER_{gateway_name}"] == worker[f"HELICAL_RUNNER_{worker_name}"]

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_compose_stack_launches_runners_on_docker_by_default():
     env = dict(line.split("=", 1) for line in (ROOT / "config" / ".env.example").read_text().splitlines()
                if "=" in line and not line.startswith("#"))
-    compose = (ROOT / "compose" / "docker-compose.yaml").read_text()
+    compose = (ROOT / "compose" / "airflow-common.yaml").read_text()  # every Airflow service extends it
     assert env["RUNNER_LAUNCH_MODE"] == LAUNCH_MODES[0] == load_settings({}).launch_mode == "docker"
     assert re.findall(r"HELICAL_RUNNER_LAUNCH_MODE: \$\{RUNNER_LAUNCH_MODE:-(\w+)\}", compose) == ["docker"]
 

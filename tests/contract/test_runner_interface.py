@@ -57,3 +57,13 @@ def test_the_runner_readme_lists_every_option_with_its_env_var():
               for flag, env in zip(re.findall(r"`(--[a-z-]+)`", line.split("|")[1]),
                                    re.findall(r"`([A-Z_]+)`", line.split("|")[2]), strict=True)}
     assert listed == {(flag, env) for flag, env, _default, _help in RUN_OPTIONS}
+
+
+def test_the_runner_takes_every_run_folder_name_the_workflow_gives():
+    """The DAG passes safe_run_id (RunnerOperator) and writes summary.json into run_folder: the same folder."""
+    from helical_workflow.discovery import safe_run_id
+
+    pack = [{"dataset": "/data/a.h5ad", "dataset_name": "a"}]
+    for run_id in ("manual__2026-01-01T00:00:00+00:00", ".", "..", "-x", "--help", "loadtest__20260101T000000000Z__0001"):
+        command = workflow.runner_command(pack, safe_run_id(run_id), {}, "cpu")
+        assert settings_from(build_parser().parse_args(command[1:]), {}).run_id == safe_run_id(run_id), run_id

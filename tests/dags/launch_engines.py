@@ -3,6 +3,7 @@ DockerOperator.execute and its Docker client, or the Kubernetes API server under
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -20,6 +21,8 @@ from helical_workflow.pod_operator import RunnerPodOperator
 DAG_ID = "helical_model_workflow"
 PARAMS = {"data": "", "device": "auto", "max_cells": 100, "classifier": "off", "batch_size": None}
 RUN_ID = "manual__2026-01-01T00:00:00+00:00"
+# Its results folder, label and --run-id (discovery.safe_run_id): ':' and '+' replaced, and the id's SHA-256 after '--'.
+RUN_FOLDER = f"manual__2026-01-01T00_00_00_00_00--{hashlib.sha256(RUN_ID.encode()).hexdigest()}"
 DATASETS = [{"dataset": "/data/lab/a.h5ad", "dataset_name": "lab__a"}, {"dataset": "/data/b.h5ad", "dataset_name": "b"}]
 SUMMARY = {"run_id": "r", "ok": True, "datasets": []}
 # stdout and stderr interleave: a log line may follow the summary.

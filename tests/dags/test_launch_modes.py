@@ -8,11 +8,12 @@ import subprocess
 import sys
 
 import pytest
+from airflow.providers.cncf.kubernetes.pod_generator import make_safe_label_value
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from helical_workflow.contract import runner_command
 from helical_workflow.runner_launch import runner_operator_class
-from launch_engines import ENGINES, LINES, SETTINGS_ENV, SUMMARY
+from launch_engines import ENGINES, LINES, RUN_FOLDER, SETTINGS_ENV, SUMMARY
 
 
 @pytest.fixture(params=sorted(ENGINES))
@@ -28,11 +29,13 @@ def test_a_cpu_runner_gets_the_cpu_image_the_cli_the_environment_and_the_labels(
     assert launched.image == "helical-runner:cpu" and launched.gpus == 0
     assert launched.command == runner_command(
         [{"dataset": "/data/lab/a.h5ad", "dataset_name": "lab__a"}, {"dataset": "/data/b.h5ad", "dataset_name": "b"}],
-        "manual__2026-01-01T00_00_00_00_00", {"max_cells": 100, "classifier": "off"}, "cpu")
+        RUN_FOLDER, {"max_cells": 100, "classifier": "off"}, "cpu")
     assert launched.environment == {"STATSD_HOST": "statsd-exporter", "STATSD_PORT": "9125"}
     assert launched.labels == {
         "helical.dag_id": "helical_model_workflow", "helical.task_id": "run_runner_cpu",
-        "helical.run_id": "manual__2026-01-01T00_00_00_00_00", "helical.queue": "cpu",
+        # A label holds 63 characters: a pod's is the run folder's name shortened with a hash of it (the provider's).
+        "helical.run_id": RUN_FOLDER if engine.mode == "docker" else make_safe_label_value(RUN_FOLDER),
+        "helical.queue": "cpu",
         "helical.dataset": "/data/lab/a.h5ad,/data/b.h5ad", "helical.map_index": "2", "helical.gpu_mode": "none"}
 
 

@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from helical_workflow.contract import runner_command
 from helical_workflow.operator import RunnerOperator, container_name
+from launch_engines import RUN_FOLDER, RUN_ID
 
 PARAMS = {"data": "", "device": "auto", "max_cells": 100, "classifier": "off", "batch_size": None}
 
@@ -31,6 +32,16 @@ def test_container_names_are_unique_and_valid():
     c = container_name("helical_model_workflow", "run_runner_cpu", "manual__2026-01-01T00:00:00+00:00", 0, 2)
     assert len({a, b, c}) == 3
     assert all(ch.isalnum() or ch in "_.-" for ch in a)
+
+
+def test_the_longest_run_ids_keep_their_tries_apart():
+    """Names are cut at 200 characters: a run's folder name (safe_run_id, 128 at most) leaves room for the rest."""
+    from helical_workflow.discovery import safe_run_id
+
+    for run_id in ("x" * 250, "y" * 128, "manual__" + ":" * 242):
+        names = {tries: container_name("helical_model_workflow", "run_runner_cpu", safe_run_id(run_id), 1023, tries)
+                 for tries in (1, 2, 10)}
+        assert all(len(name) <= 200 and name.endswith(f".1023.try{tries}") for tries, name in names.items()), names
 
 
 @pytest.fixture
@@ -61,7 +72,7 @@ def captured(monkeypatch):
 
 def _context(task_id: str):
     ti = SimpleNamespace(dag_id="helical_model_workflow", task_id=task_id, map_index=2, try_number=1)
-    return {"ti": ti, "params": PARAMS, "run_id": "manual__2026-01-01T00:00:00+00:00"}
+    return {"ti": ti, "params": PARAMS, "run_id": RUN_ID}
 
 
 def _operator(monkeypatch, gpu: bool) -> RunnerOperator:
@@ -81,7 +92,8 @@ def test_cpu_route_runs_the_cpu_image_with_labels(monkeypatch, captured):
     assert summary == {"run_id": "r", "ok": True, "datasets": []}
     assert captured["image"] == "helical-runner:cpu" and captured["device_requests"] is None
     assert captured["labels"]["helical.queue"] == "cpu"
-    assert captured["labels"]["helical.run_id"] == "manual__2026-01-01T00_00_00_00_00"
+    assert captured["labels"]["helical.run_id"] == RUN_FOLDER
+    assert captured["command"][captured["command"].index("--run-id") + 1] == RUN_FOLDER
     assert captured["command"][captured["command"].index("--device") + 1] == "cpu"
     assert captured["env"] == {"STATSD_HOST": "statsd-exporter", "STATSD_PORT": "9125"}
     # Bounded by .env: a CPU quota (torch's threads follow it) and a memory limit.
@@ -135,4 +147,4 @@ def test_a_runner_left_running_by_an_earlier_try_is_stopped_first(monkeypatch, c
     assert captured["stopped"] == [("orphan", 10)]
     assert captured["filters"] == {"status": "running", "label": [
         "helical.dag_id=helical_model_workflow", "helical.task_id=run_runner_cpu",
-        "helical.run_id=manual__2026-01-01T00_00_00_00_00", "helical.map_index=2"]}
+        f"helical.run_id={RUN_FOLDER}", "helical.map_index=2"]}

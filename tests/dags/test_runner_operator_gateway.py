@@ -13,9 +13,9 @@ from airflow.sdk.exceptions import AirflowException
 from gateway_harness import CONFIG, running_engine, running_gateway
 
 from helical_workflow.operator import RunnerOperator
+from launch_engines import RUN_FOLDER, RUN_ID
 
 PARAMS = {"data": "", "device": "auto", "max_cells": 100, "classifier": "off", "batch_size": None}
-RUN_ID = "manual__2026-01-01T00:00:00+00:00"
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_the_test_gpu_worker_runs_the_cpu_image_without_a_device(engine, monkeyp
 def test_an_earlier_tries_runner_is_stopped_by_its_full_id(engine):
     earlier = engine.add("helical_model_workflow.run_runner_cpu.try1", {
         "helical.dag_id": "helical_model_workflow", "helical.task_id": "run_runner_cpu",
-        "helical.run_id": "manual__2026-01-01T00_00_00_00_00", "helical.map_index": "0"})
+        "helical.run_id": RUN_FOLDER, "helical.map_index": "0"})
     run_task(try_number=2)
     stops = [raw for raw in engine.received if b"/stop" in raw.split(b"\r\n")[0]]
     assert stops and stops[0].startswith(f"POST /v1.41/containers/{earlier.id}/stop?t=10 ".encode())

@@ -1,11 +1,13 @@
 """Two hosts (docs/scale-out.md): a second compose project, on its own network, joins the core through the core's
-published, authenticated ports (TLS for Redis and Postgres), using nothing but the worker.env that
+published, authenticated ports (TLS for Redis and the execution API), using nothing but the worker.env that
 `make worker-env` wrote, from a copy of the checkout without .env, as a second machine would. The shared
 filesystem is the same folder. Runs last in `make test`: it adds workers the other tests do not count.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness import E2E, ROOT, make
+from compose_config import CORE_SECRETS
+from harness import E2E, ROOT, env_file, make
 from loadtest.flower import worker_status
 from loadtest.stats import hosts_by_container
 
@@ -94,21 +97,49 @@ def host_of(stack, ti: dict) -> str:
     return worker_hosts(stack).get(ti["hostname"] or "", ti["hostname"] or "(none)")
 
 
-def test_wrong_credentials_fail_at_start_naming_them(stack, checkout):
+def start_with_a_wrong(checkout: Path, setting: str, value: str, host: str) -> str:
+    """make worker-host with worker.env's `setting` replaced: its output (it must fail, and start no worker)."""
     lines = (checkout / "worker.env").read_text().splitlines()
-    wrong = [line.replace("=", "=wrong", 1) if line.startswith(("REDIS_PASSWORD=", "POSTGRES_PASSWORD=")) else line
-             for line in lines]
+    wrong = [f"{setting}={value}" if line.startswith(f"{setting}=") else line for line in lines]
     (checkout / "bad.env").write_text("\n".join(wrong) + "\n")
     try:
-        result = worker_host(checkout, "worker-host", env_file="bad.env", QUEUE="cpu", WORKERS="1",
-                             HOST_NAME="badcreds")
+        result = worker_host(checkout, "worker-host", env_file="bad.env", QUEUE="cpu", WORKERS="1", HOST_NAME=host)
     finally:
-        worker_host(checkout, "worker-host-down", env_file="bad.env", HOST_NAME="badcreds")
+        worker_host(checkout, "worker-host-down", env_file="bad.env", HOST_NAME=host)
     out = result.stdout + result.stderr
     assert result.returncode != 0, out[-3000:]
+    return out
+
+
+def test_wrong_credentials_fail_at_start_naming_them(stack, checkout, tmp_path):
+    out = start_with_a_wrong(checkout, "REDIS_PASSWORD", "wrong", "badcreds")
     assert "REDIS_PASSWORD in worker.env was refused by the broker" in out, out[-3000:]
-    assert "POSTGRES_PASSWORD in worker.env was refused by the metadata database" in out, out[-3000:]
-    assert "badcreds" not in worker_hosts(stack).values()
+    # Another cluster's CA: neither the broker nor the execution API is trusted (both TLS, checked against it alone).
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=another CA",
+                    "-keyout", str(tmp_path / "ca.key"), "-out", str(tmp_path / "ca.crt")], capture_output=True, check=True)
+    out = start_with_a_wrong(checkout, "CLUSTER_CA_CERT", base64.b64encode((tmp_path / "ca.crt").read_bytes()).decode(),
+                             "badca")
+    assert "TLS to the broker" in out and "TLS to the execution API" in out, out[-3000:]
+    assert "CLUSTER_CA_CERT in worker.env is not the CA of the core's certificate" in out, out[-3000:]
+    assert not {"badcreds", "badca"} & set(worker_hosts(stack).values())
+
+
+def test_a_worker_host_holds_the_broker_password_and_no_core_secret(stack, checkout, hosts):
+    worker_env = (checkout / "worker.env").read_text()
+    core = env_file()
+    assert [name for name in CORE_SECRETS if f"{name}=" in worker_env or core[name] in worker_env] == []
+    assert f"REDIS_PASSWORD={core['REDIS_PASSWORD']}" in worker_env
+    containers = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project=helical-{HOST2}",
+                                 "--filter", "label=com.docker.compose.service=airflow-worker"], capture_output=True,
+                                text=True, check=True).stdout.split()
+    assert len(containers) == 2
+    for container in containers:
+        env = dict(line.split("=", 1) for line in json.loads(subprocess.run(
+            ["docker", "inspect", "-f", "{{json .Config.Env}}", container], capture_output=True, text=True,
+            check=True).stdout))
+        assert [name for name in CORE_SECRETS if core[name] in "\n".join(env.values())] == [], container
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("https://")  # task tokens cross hosts in TLS
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("rediss://")
 
 
 def test_a_cpu_host_joins_takes_tasks_and_its_logs_are_read_by_the_core(stack, hosts):

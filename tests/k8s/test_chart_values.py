@@ -18,7 +18,7 @@ FREE_FORM = set(CHART_KEYS["free_form"])
 # Leaf keys that would hold a secret's value (a *SecretName key names a Secret instead).
 SECRET_VALUE = re.compile(r"(?i)(password|passwd|token|fernet_?key|secret_?key|jwt_?secret|sql_alchemy_conn|"
                           r"broker_?url|connection|(^|\.)(secret|pass|apiSecretKey|fernetKey|webserverSecretKey))$")
-COMPOSE = ROOT / "compose" / "docker-compose.yaml"
+COMPOSE = ROOT / "compose" / "airflow-common.yaml"  # the settings every Airflow service of compose shares
 
 
 def compose_default(variable: str) -> str:

@@ -30,15 +30,20 @@ def test_redis_wants_its_password_and_prometheus_cannot_be_stopped_remotely(stac
 def port_bindings(service: str) -> dict[str, list[str]]:
     container = compose("ps", "-q", service).strip()
     bindings = json.loads(subprocess.run(["docker", "inspect", "-f", "{{json .HostConfig.PortBindings}}", container],
-                                         capture_output=True, text=True, check=True).stdout)
+                                         capture_output=True, text=True, check=True).stdout) or {}
     return {port: [b["HostIp"] for b in bound] for port, bound in bindings.items()}
 
 
-def test_statsd_redis_and_postgres_are_published_for_worker_hosts_only(stack):
+def test_what_has_no_login_stays_on_this_host_and_worker_hosts_reach_three_ports(stack):
     cluster = MAKE_VARS["CLUSTER_BIND_ADDRESS"]  # the test stack runs in cluster mode (docs/scale-out.md)
     assert port_bindings("statsd-exporter") == {"9102/tcp": ["127.0.0.1"], "9125/udp": [cluster]}
     assert port_bindings("redis") == {"6380/tcp": [cluster]}  # the TLS port only, never the plain 6379
-    assert port_bindings("postgres") == {"5432/tcp": [cluster]}
+    assert port_bindings("airflow-execution-api") == {"8080/tcp": [cluster]}  # TLS, /execution only
+    assert port_bindings("airflow-apiserver") == {"8080/tcp": ["127.0.0.1"]}  # BIND_ADDRESS: the UI never on cluster
+    assert port_bindings("prometheus") == {"9090/tcp": ["127.0.0.1"]}  # no login: loopback whatever BIND_ADDRESS
+    assert port_bindings("alertmanager") == {"9093/tcp": ["127.0.0.1"]}
+    for service in ("postgres", "redis-exporter"):  # worker hosts need no database; Prometheus scrapes inside
+        assert port_bindings(service) == {}, service
 
 
 def test_the_published_broker_wants_tls_and_its_password(stack):

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import yaml
 
+from compose_config import compose_file
 from metadata_backup.database import DB_NAME, DB_USER
 from metadata_backup.manifest import (
     DUMP,
@@ -99,5 +99,5 @@ def test_backups_sort_by_time_in_their_names():
 
 
 def test_the_database_and_its_owner_are_the_ones_compose_creates():
-    postgres = yaml.safe_load((ROOT / "compose" / "docker-compose.yaml").read_text())["services"]["postgres"]
+    postgres = compose_file("docker-compose.yaml")["services"]["postgres"]
     assert (postgres["environment"]["POSTGRES_USER"], postgres["environment"]["POSTGRES_DB"]) == (DB_USER, DB_NAME)

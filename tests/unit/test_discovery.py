@@ -1,8 +1,14 @@
 """Which datasets a run picks up from ./data, and run ids made safe for paths."""
 
+import hashlib
+import random
+from pathlib import Path
+
 import pytest
 
 from helical_workflow.discovery import (
+    HASHED_RUN_ID,
+    SAFE_RUN_ID,
     DataPatternError,
     TooManyDatasetsError,
     describe_packing,
@@ -11,8 +17,10 @@ from helical_workflow.discovery import (
     plan_datasets,
     plan_packs,
     planned_of,
+    run_folder,
     safe_run_id,
 )
+from loadtest.config import run_id_for, timestamp
 
 
 @pytest.fixture
@@ -94,6 +102,36 @@ def test_more_datasets_than_a_run_takes_are_refused_naming_the_setting():
         plan_packs(planned, 1, 512, max_datasets=10)
 
 
-def test_safe_run_id():
-    assert safe_run_id("manual__2026-01-01T00:00:00+00:00") == "manual__2026-01-01T00_00_00_00_00"
-    assert safe_run_id("loadtest__1__2") == "loadtest__1__2"
+def test_a_safe_run_id_is_its_own_folder():
+    for run_id in ("loadtest__1__2", "make__20260101T000000", "e2e__lockdown__1767225600", run_id_for(timestamp(), 7),
+                   "a..b", "x" * 128):
+        assert safe_run_id(run_id) == run_id  # the load test, make trigger and the e2e find their runs' folders
+
+
+def test_any_other_run_id_keeps_a_readable_part_and_its_whole_hash():
+    run_id = "manual__2026-01-01T00:00:00+00:00"
+    digest = hashlib.sha256(run_id.encode()).hexdigest()
+    assert safe_run_id(run_id) == f"manual__2026-01-01T00_00_00_00_00--{digest}"
+    assert safe_run_id("x" * 129) == f"{'x' * 59}--{hashlib.sha256(b'x' * 129).hexdigest()}"
+
+
+@pytest.mark.parametrize("run_id", [".", "..", "", "/", "../x", "a/../../b", "-x", "--help", "_x", ".hidden", "é",
+                                    "a\nb", "x" * 250, "\x00", "C:\\x"])
+def test_no_run_id_leaves_the_results_folder_or_reads_as_an_option(run_id, tmp_path: Path):
+    safe = safe_run_id(run_id)
+    assert SAFE_RUN_ID.fullmatch(safe) and safe not in (".", "..") and len(safe) <= 128
+    assert run_folder(tmp_path, run_id) == tmp_path / safe  # directly inside, never a hidden folder or an option
+
+
+def test_two_run_ids_never_share_a_folder():
+    rng = random.Random(20)
+    alphabet = "aZ09_.-:+/ ~é\n"
+    ids = {"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(20000)}
+    ids |= {"manual__2026-01-01T00:00:00+00:00", "manual__2026-01-01T00_00_00_00_00", ".", "..", "r.", "r.."}
+    # What an attacker would try: another id's folder name given as a run id, as it is and near it.
+    hashed = {safe_run_id(i) for i in ids if not SAFE_RUN_ID.fullmatch(i)}
+    ids |= hashed | {h.replace("--", "-_", 1) for h in hashed} | {h + "0" for h in hashed} | {h[1:] for h in hashed}
+    folders = {safe_run_id(i) for i in ids}
+    assert len(folders) == len(ids)
+    assert all(SAFE_RUN_ID.fullmatch(f) for f in folders)
+    assert all(safe_run_id(h) != h and HASHED_RUN_ID.fullmatch(safe_run_id(h)) for h in hashed)

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from anndata.io import read_elem, sparse_dataset
 
 from helical_runner.errors import DatasetError
+from helical_runner.validate import data_outside_the_file
 
 LOG = logging.getLogger(__name__)
 
@@ -55,8 +56,26 @@ class H5adReader:
             raise DatasetError(
                 f"{path}: cannot open as HDF5 ({exc}); the file is corrupt or truncated, copy it again"
             ) from None
+        self._refuse_data_outside_the_file()
         self.matrix: MatrixChoice | None = None
         self._ds: object | None = None
+
+    def _refuse_data_outside_the_file(self) -> None:
+        """Before anything is read: a file that points elsewhere is refused whole (docs/security.md)."""
+        try:
+            found = data_outside_the_file(self.file)
+        except (OSError, RuntimeError, ValueError) as exc:
+            self.close()
+            raise DatasetError(f"{self.path}: cannot list its contents ({exc}); the file is corrupt, copy it "
+                               "again") from None
+        if found:
+            self.close()
+            more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+            raise DatasetError(
+                f"{self.path}: reads data from outside the file ({'; '.join(found[:3])}{more}); the runner takes "
+                "self-contained .h5ad files only: re-save it with anndata (anndata.read_h5ad(path).write_h5ad(new_path) "
+                "copies the data in), or remove it from DATA_DIR"
+            )
 
     def __enter__(self) -> H5adReader:
         return self

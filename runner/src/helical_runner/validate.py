@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 
@@ -35,6 +36,28 @@ class GeneMapping:
 
 def _names(columns: pd.Index) -> str:
     return ", ".join(map(str, columns)) or "none"
+
+
+def data_outside_the_file(file: h5py.File) -> list[str]:
+    """Every place where reading `file` would read another file: an external link, a dataset stored in external
+    files, a virtual dataset (its sources are other files). anndata writes none of them; a hostile file would use
+    them to read other runs' outputs from the writable results folder. Names are repr()'d: one line each."""
+    found: list[str] = []
+
+    def link(name: str, target: h5py.HardLink | h5py.SoftLink | h5py.ExternalLink) -> None:
+        if isinstance(target, h5py.ExternalLink):
+            found.append(f"/{name} links to {target.filename!r}")
+
+    def dataset(name: str, node: h5py.Group | h5py.Dataset) -> None:
+        if isinstance(node, h5py.Dataset) and node.external:
+            found.append(f"/{name} is stored in {', '.join(repr(entry[0]) for entry in node.external)}")
+        if isinstance(node, h5py.Dataset) and node.is_virtual:
+            sources = sorted({source.file_name for source in node.virtual_sources()})
+            found.append(f"/{name} is a virtual dataset over {', '.join(map(repr, sources))}")
+
+    file.visititems_links(link)  # every link, soft and external included (visititems sees hard links only)
+    file.visititems(dataset)
+    return found
 
 
 def check_shape(path: Path, n_cells: int, n_genes: int) -> None:
