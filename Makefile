@@ -19,6 +19,9 @@ FROM_ENVIRONMENT := $(foreach key,$(SETTINGS),$(if $(filter environment,$(origin
 $(foreach key,$(FROM_ENVIRONMENT),$(eval ENVIRONMENT_$(key) := $$(value $(key))))
 -include $(SETTINGS_FILE)
 $(foreach key,$(FROM_ENVIRONMENT),$(eval $(key) = $$(ENVIRONMENT_$(key))))
+# The names the folders share (names.yaml, rendered by `make generate`): NAME_* variables, for compose too. Read
+# after .env, whose copy of them (for plain `docker compose`) an older `make env` may have left behind.
+include config/names.env
 export
 
 # Host facts the compose file needs, derived by config/make-env.sh (which also writes them into .env, for plain
@@ -51,7 +54,7 @@ CLUSTER_FILES := $(if $(CLUSTER_BIND_ADDRESS),-f compose/docker-compose.cluster.
 COMPOSE := docker compose -f compose.yaml $(CLUSTER_FILES) $(COMPOSE_EXTRA_FILES)
 RUNNER_BUILD := docker compose --project-directory $(CURDIR) -f compose/runner-images.yaml
 VENV := .venv
-DAG_ID := helical_model_workflow
+DAG_ID := $(NAME_DAG_ID)
 
 .PHONY: help
 help: ## List the targets
@@ -59,8 +62,12 @@ help: ## List the targets
 
 # ---------------------------------------------------------------------------------------------- the stack
 # Created on first use with generated passwords; settings new in config/.env.example are added later on.
-.env: config/.env.example
+.env: config/.env.example config/names.env
 	@config/make-env.sh .env
+
+.PHONY: generate
+generate: venv ## Render names.yaml into every file that repeats a shared name (check: tests/contract/test_generated.py)
+	$(VENV)/bin/python -m helical_tools.generate
 
 .PHONY: env
 env: ## Create .env (generated passwords and secrets), or add the settings it lacks; values are never printed
@@ -95,12 +102,12 @@ up: preflight dirs images $(if $(CLUSTER_BIND_ADDRESS),certs) ## Start the stack
 down: ## Stop the stack and remove its containers (volumes are kept; make clean removes them)
 	$(COMPOSE) --profile '*' down --remove-orphans
 	@# Failed runner containers are kept for `docker logs`; they go with the stack.
-	@docker ps -aq --filter label=helical.dag_id | xargs -r docker rm -f >/dev/null
+	@docker ps -aq --filter label=$(NAME_RUNNER_LABEL) | xargs -r docker rm -f >/dev/null
 
 .PHONY: clean
 clean: ## Stop the stack and delete its volumes (metadata DB, logs, Prometheus data)
 	$(COMPOSE) --profile '*' down --remove-orphans --volumes
-	@docker ps -aq --filter label=helical.dag_id | xargs -r docker rm -f >/dev/null
+	@docker ps -aq --filter label=$(NAME_RUNNER_LABEL) | xargs -r docker rm -f >/dev/null
 
 # The metadata database (run history, connections, variables, pools): docs/operations.md says what else is state.
 BACKUP_TOOL = PYTHONPATH=scripts $(PYTHON) -m metadata_backup --compose '$(COMPOSE)'
@@ -156,8 +163,9 @@ HOST_NAME ?= $(shell hostname -s | tr 'A-Z' 'a-z')
 # cAdvisor runs on worker hosts too (WORKER_HOST_PROFILES= leaves it out).
 WORKER_HOST_PROFILES ?= cadvisor
 WORKER_HOST_ENV = COMPOSE_PROFILES=$(WORKER_HOST_PROFILES) COMPOSE_PROJECT_NAME=helical-$(HOST_NAME) HELICAL_HOST_NAME=$(HOST_NAME) \
-  HELICAL_RUNNER_NETWORK=helical-$(HOST_NAME)_runners WORKERS=$(or $(WORKERS),1) \
-  WORKER_QUEUE=$(if $(filter cpu,$(QUEUE)),cpu,gpu) WORKER_NODE=$(QUEUE) \
+  HELICAL_RUNNER_NETWORK=helical-$(HOST_NAME)_$(NAME_RUNNER_NETWORK_SUFFIX) WORKERS=$(or $(WORKERS),1) \
+  WORKER_QUEUE=$(if $(filter cpu,$(QUEUE)),$(NAME_CPU_QUEUE),$(NAME_GPU_QUEUE)) \
+  WORKER_NODE=$(subst gpu,$(NAME_GPU_QUEUE),$(subst cpu,$(NAME_CPU_QUEUE),$(QUEUE))) \
   HELICAL_GPU_WORKER_MODE=$(if $(filter gpu-test,$(QUEUE)),test)
 WORKER_HOST := $(WORKER_HOST_ENV) docker compose --env-file $(WORKER_ENV) -f compose/worker-host.yaml
 
@@ -307,8 +315,8 @@ bench-startup: runner-image venv ## docker run -> first batch per stage, test mo
 # RUNNER_SLOTS out of the way; WORKERS=1 then 3 under the same load. The stack is put back as it was afterwards.
 NOOP_IMAGE := helical-runner:noop
 NOOP := RUNNER_CPU_IMAGE=$(NOOP_IMAGE)
-# The pool of compose/airflow/init.sh (helical_workflow.settings.RUNNER_POOL, checked by tests/unit).
-POOL_SET = $(COMPOSE) exec -T airflow-scheduler airflow pools set helical_cpu_runners
+# The CPU runner pool compose/airflow/init.sh sets (its name: names.yaml).
+POOL_SET = $(COMPOSE) exec -T airflow-scheduler airflow pools set $(NAME_CPU_RUNNER_POOL)
 .PHONY: bench-orchestration
 bench-orchestration: venv ## No-op runner load test, WORKERS=1 vs 3, running stack [DATA=one file NOOP_SECONDS=5]; to docs/benchmarks/
 	docker build -q --build-arg NOOP_SECONDS=$(or $(NOOP_SECONDS),5) -t $(NOOP_IMAGE) runner/bench/noop

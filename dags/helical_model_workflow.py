@@ -16,20 +16,18 @@ from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
 from helical_workflow import capacity
 from helical_workflow.broker import task_execution_timeout
-from helical_workflow.contract import CLASSIFIER_MODES, CPU_QUEUE, DEVICE_PARAMS, GPU_QUEUE
+from helical_workflow.contract import CLASSIFIER_MODES, CPU_QUEUE, DEVICE_PARAMS, GPU_QUEUE, RunParams
+from helical_workflow.names import DAG_ID
 from helical_workflow.runner_launch import runner_operator_class
 from helical_workflow.settings import RUNNER_POOL, load_settings
 
-# Datasets per runner container unless a run asks otherwise: one, so no dataset waits for another's
-# container; docs/benchmarks/README.md measures what packing small files gains.
-DATASETS_PER_TASK = 1
-
+DEFAULTS = RunParams()
 RUNNER_TASK = {CPU_QUEUE: "run_runner_cpu", GPU_QUEUE: "run_runner_gpu"}
 # A container on the Docker engine, or a Kubernetes pod (RUNNER_LAUNCH_MODE): the same contract, runner_launch.py.
 RunnerOperator = runner_operator_class(load_settings().launch_mode)
 
 with DAG(
-    dag_id="helical_model_workflow",
+    dag_id=DAG_ID,
     description="Helical scGPT embeddings + cell-type classifier, one container per .h5ad (or pack) in ./data",
     schedule=None,
     catchup=False,
@@ -46,20 +44,21 @@ with DAG(
         # TASK_EXECUTION_TIMEOUT; Celery's visibility timeout is derived to outlast it (helical_workflow/broker.py).
         "execution_timeout": timedelta(seconds=task_execution_timeout(os.environ)),
     },
+    # RunParams (contract.py) has the same names and defaults, and is how the tasks read them.
     params={
-        "data": Param("", type="string", title="Datasets",
+        "data": Param(DEFAULTS.data, type="string", title="Datasets",
                       description="A file, folder or glob under ./data (/data); empty = every .h5ad, or the demo "
                                   "dataset when ./data holds none."),
-        "device": Param("auto", enum=list(DEVICE_PARAMS), title="Device",
+        "device": Param(DEFAULTS.device, enum=list(DEVICE_PARAMS), title="Device",
                         description="gpu needs a live GPU worker; auto uses one when present, else cpu."),
-        "max_cells": Param(0, type="integer", minimum=0, title="Max cells per dataset",
+        "max_cells": Param(DEFAULTS.max_cells, type="integer", minimum=0, title="Max cells per dataset",
                            description="Seeded, label-stratified subsample; 0 keeps every cell."),
-        "classifier": Param("auto", enum=list(CLASSIFIER_MODES), title="Cell-type classifier",
+        "classifier": Param(DEFAULTS.classifier, enum=list(CLASSIFIER_MODES), title="Cell-type classifier",
                             description="auto trains one when the dataset has labels with 2+ classes."),
-        "datasets_per_task": Param(DATASETS_PER_TASK, type="integer", minimum=1, title="Datasets per container",
+        "datasets_per_task": Param(DEFAULTS.datasets_per_task, type="integer", minimum=1, title="Datasets per container",
                                    description="Pack small datasets so a container's start-up is paid once per "
                                                "pack; outputs, errors and metrics stay per dataset."),
-        "batch_size": Param(None, type=["null", "integer"], minimum=1, maximum=1024, title="Batch size",
+        "batch_size": Param(DEFAULTS.batch_size, type=["null", "integer"], minimum=1, maximum=1024, title="Batch size",
                             description="Cells per forward pass; empty = the runner's default."),
     },
     render_template_as_native_obj=True,
@@ -75,12 +74,12 @@ with DAG(
         from helical_workflow.discovery import discover_datasets as discover
         from helical_workflow.settings import load_settings
 
-        params = get_current_context()["params"]
+        params = RunParams.of(get_current_context()["params"])
         settings = load_settings()
         try:  # a planning error fails the run at once: no retry can change the data folder or the settings
-            planned = plan_datasets(discover(settings.worker_data_dir, params["data"]))
-            return plan_packs(planned, int(params.get("datasets_per_task") or DATASETS_PER_TASK),
-                              settings.max_runner_tasks, settings.max_datasets_per_run)
+            planned = plan_datasets(discover(settings.worker_data_dir, params.data))
+            return plan_packs(planned, params.datasets_per_task, settings.max_runner_tasks,
+                              settings.max_datasets_per_run)
         except (DataPatternError, TooManyDatasetsError) as err:
             raise AirflowFailException(str(err)) from err
 
@@ -95,7 +94,7 @@ with DAG(
 
         from helical_workflow.routing import NoGpuWorkerError, live_queues, registered_workers, route_to_queue
 
-        device = get_current_context()["params"]["device"]
+        device = RunParams.of(get_current_context()["params"]).device
         queues: set[str] = set()
         if device != "cpu":  # cpu needs no worker census
             # Live workers answer within milliseconds: wait for as many replies as workers registered, and
@@ -133,8 +132,8 @@ with DAG(
             write_json_atomically(run_dir / "summary.json", summary)
             raise AirflowFailException(summary["error"])
         summary = build_summary(run_id, planned_of(packs), collect_metrics(run_dir), collect_failures(run_dir))
-        summary["packing"] = describe_packing(packs, int(context["params"].get("datasets_per_task") or
-                                                         DATASETS_PER_TASK), settings.max_runner_tasks)
+        summary["packing"] = describe_packing(packs, RunParams.of(context["params"]).datasets_per_task,
+                                              settings.max_runner_tasks)
         write_json_atomically(run_dir / "summary.json", summary)
         if summary["missing"]:
             reasons = "; ".join(f"{path}: {e['error']}" for path, e in list(summary["errors"].items())[:20])

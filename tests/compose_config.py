@@ -26,6 +26,12 @@ CORE_SECRETS = ("POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
                 "_AIRFLOW_WWW_USER_PASSWORD", "FLOWER_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
 
 
+def names_env() -> dict[str, str]:
+    """config/names.env: the NAME_* variables compose reads (make and .env pass them)."""
+    lines = (ROOT / "config" / "names.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
 @functools.cache
 def env_values() -> dict[str, str]:
     """A fresh .env's settings, as `make env` writes it (generated once per test session)."""
@@ -43,7 +49,8 @@ def rendered(*files: str, **settings: str) -> dict[str, Any]:
 
 @functools.cache
 def _rendered(files: tuple[str, ...], settings: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env_values(), **dict(settings)}
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **names_env(), **env_values(),
+           **dict(settings)}
     flags = [flag for name in ("compose.yaml", *files) for flag in ("-f", name)]
     done = subprocess.run(["docker", "compose", *flags, "--profile", "*", "config", "--format", "json"], cwd=ROOT,
                           env=env, capture_output=True, text=True, check=False)

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from cluster_address import address_for_tests
+from compose_config import names_env
 from loadtest.client import AirflowApi, ApiError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +71,7 @@ def compose(*args: str, extra_files: tuple[str, ...] = (), env: dict[str, str] |
     overridden by `env`), returning stdout."""
     files = ["compose.yaml", "compose/docker-compose.cluster.yaml", *MAKE_VARS["COMPOSE_EXTRA_FILES"].split()[1::2],
              *extra_files]
-    env = {**os.environ, **MAKE_VARS, **(env or {})}
+    env = {**os.environ, **names_env(), **MAKE_VARS, **(env or {})}
     return subprocess.run(["docker", "compose", *(flag for f in files for flag in ("-f", f)), *args],
                           cwd=ROOT, env=env, check=True, text=True, capture_output=True).stdout
 

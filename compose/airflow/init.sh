@@ -20,8 +20,8 @@ airflow users reset-password --username "${_AIRFLOW_WWW_USER_USERNAME}" --passwo
 # CPU runner containers run in this pool: RUNNER_SLOTS, the CPUs of the cluster (by default this host's), so
 # however many workers and slots there are, runners never take more CPUs than there are; the rest wait in
 # `scheduled`. Sized by the module every concurrency limit comes from (dags/helical_workflow/capacity.py).
-# The pool's name is helical_workflow.settings.RUNNER_POOL (checked by tests/unit/test_settings_contract.py).
-airflow pools set helical_cpu_runners "$(python -m helical_workflow.capacity)" "CPU runner containers at once (RUNNER_SLOTS in .env)"
+# The pool's name is names.yaml's (compose passes it; the DAG reads helical_workflow.names).
+airflow pools set "${HELICAL_CPU_RUNNER_POOL:?compose passes it}" "$(python -m helical_workflow.capacity)" "CPU runner containers at once (RUNNER_SLOTS in .env)"
 # Cluster mode (compose/docker-compose.cluster.yaml): the marker that tells worker hosts they share our results.
 if [ -n "${HELICAL_CLUSTER_ID:-}" ]; then python /opt/airflow/cluster_check.py write-marker; fi
 airflow version

@@ -16,6 +16,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from helical_workflow.names import GPU_QUEUE
+
 # discover_datasets, choose_queue and summarize: what a run needs besides its runners.
 NON_RUNNER_TASKS_PER_RUN = 3
 # Runs of the workflow at once (the DAG's max_active_runs); more wait queued.
@@ -105,7 +107,7 @@ def worker_environment(env: Mapping[str, str]) -> dict[str, str]:
     count = host_gpu_slots(env)
     if count:
         return {"AIRFLOW__CELERY__WORKER_CONCURRENCY": str(count)}
-    if env.get("CELERY_QUEUE") == "gpu":
+    if env.get("CELERY_QUEUE") == GPU_QUEUE:
         raise CapacityError("this GPU worker has no GPU: HELICAL_GPU_DEVICES is empty (make up GPU=1 and make "
                             "worker-host QUEUE=gpu fill it from `nvidia-smi -L`; or set GPU_DEVICES in .env)")
     return {}

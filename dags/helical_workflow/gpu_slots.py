@@ -20,9 +20,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from helical_workflow.names import RUNNER_LABELS
+
 # On every GPU runner container: its slot (`<device>.<seat>`) and its device, for the next allocation and for people.
-SLOT_LABEL = "helical.gpu_slot"
-DEVICE_LABEL = "helical.gpu_device"
+SLOT_LABEL = RUNNER_LABELS["gpu_slot"]
+DEVICE_LABEL = RUNNER_LABELS["gpu_device"]
 ALLOCATION_LOCK = ".allocate.lock"
 
 

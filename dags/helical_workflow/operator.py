@@ -15,6 +15,7 @@ from docker.types import DeviceRequest, Mount
 from helical_workflow.contract import RUNNER_DATA_DIR, RUNNER_LABEL, RUNNER_MODELS_DIR, RUNNER_RESULTS_DIR
 from helical_workflow.discovery import PlannedDataset
 from helical_workflow.gpu_slots import DEVICE_LABEL, SLOT_LABEL, GpuSlot, hold_gpu_slot
+from helical_workflow.names import RUNNER_LABELS
 from helical_workflow.runner_launch import (
     RUNNER_STOP_SECONDS,
     RUNNER_TMP_SIZE,
@@ -80,7 +81,7 @@ class RunnerOperator(DockerOperator):
         launch = plan_launch(context, datasets=self.datasets, gpu=self.gpu, queue=self.queue)
         self.image, self.command, self.environment, self.labels = (launch.image, launch.command, launch.environment,
                                                                    launch.labels)
-        self.container_name = container_name(ti.dag_id, ti.task_id, launch.labels["helical.run_id"], ti.map_index,
+        self.container_name = container_name(ti.dag_id, ti.task_id, launch.labels[RUNNER_LABELS["run_id"]], ti.map_index,
                                              ti.try_number)
         self.log.info("runner %s on %s (queue %s, gpu mode %s)", self.image, self.dataset, self.queue, launch.gpu_mode)
         self.stop_earlier_tries()
@@ -134,8 +135,8 @@ class RunnerOperator(DockerOperator):
         Found by the labels every try of this task instance shares; stopped (SIGTERM, exit 143), not removed,
         so `docker logs` still shows how far it got.
         """
-        same_task = [f"{key}={self.labels[key]}" for key in (RUNNER_LABEL, "helical.task_id", "helical.run_id",
-                                                               "helical.map_index")]
+        same_task = [f"{RUNNER_LABELS[key]}={self.labels[RUNNER_LABELS[key]]}"
+                     for key in ("dag_id", "task_id", "run_id", "map_index")]
         for container in self.cli.containers(filters={"label": same_task, "status": "running"}):
             self.log.warning("stopping runner %s left running by an earlier try of this task (its worker died)",
                              container["Names"][0].lstrip("/"))

@@ -11,13 +11,14 @@ from airflow.providers.cncf.kubernetes.pod_generator import make_safe_label_valu
 from kubernetes.client import models as k8s
 
 from helical_workflow.contract import RUNNER_DATA_DIR, RUNNER_MODELS_DIR, RUNNER_RESULTS_DIR
+from helical_workflow.names import RUNNER_LABELS
 from helical_workflow.pod_settings import PodSettings, cpu_quantity, memory_quantity
 from helical_workflow.runner_launch import RUNNER_TMP_SIZE
 from helical_workflow.settings import Settings
 
 GPU_RESOURCE = "nvidia.com/gpu"
 # Label values Kubernetes cannot hold (paths, commas, over 63 characters) travel as annotations instead.
-ANNOTATED_LABELS = ("helical.dataset",)
+ANNOTATED_LABELS = (RUNNER_LABELS["dataset"],)
 RUNTIME_DEFAULT = k8s.V1SeccompProfile(type="RuntimeDefault")
 RESTRICTED_CONTAINER = k8s.V1SecurityContext(
     allow_privilege_escalation=False,

@@ -8,7 +8,6 @@ task log and return its JSON summary (runner_summary): one contract, two engines
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +19,11 @@ from helical_workflow.contract import (
     GPU_QUEUE,
     RUNNER_DEVICES,
     RUNNER_INPUT_ERRORS,
-    RUNNER_LABEL,
+    RunParams,
     runner_command,
 )
 from helical_workflow.discovery import PlannedDataset, safe_run_id
+from helical_workflow.names import EXIT_KILLED, EXIT_TERMINATED, EXIT_UNEXPECTED, RUNNER_LABELS, STATSD_PORT
 from helical_workflow.settings import GPU_WORKER_MODE_ENV, load_settings
 
 # The runner writes only to /results and /tmp (its image points every cache there): /tmp is a tmpfs (Docker) or
@@ -31,10 +31,9 @@ from helical_workflow.settings import GPU_WORKER_MODE_ENV, load_settings
 RUNNER_TMP_SIZE = "2g"
 # How long a runner gets to stop on SIGTERM (an earlier try's container stopped, a pod deleted) before SIGKILL.
 RUNNER_STOP_SECONDS = 10
-STATSD_PORT = "9125"
-CRASHES = {3: "the runner failed unexpectedly (its log above says why)",
-           137: "the runner was killed (SIGKILL)",
-           143: "the runner was stopped (SIGTERM: its container stopped, its pod deleted or evicted, or its worker "
+CRASHES = {EXIT_UNEXPECTED: "the runner failed unexpectedly (its log above says why)",
+           EXIT_KILLED: "the runner was killed (SIGKILL)",
+           EXIT_TERMINATED: "the runner was stopped (SIGTERM: its container stopped, its pod deleted or evicted, or its worker "
                 "shutting down)"}
 
 
@@ -71,19 +70,19 @@ def plan_launch(context: Any, *, datasets: list[PlannedDataset], gpu: bool, queu
     run_id = safe_run_id(context["run_id"])
     gpu_mode = worker_gpu_mode(gpu)
     device_queue = GPU_QUEUE if gpu_mode == "device" else CPU_QUEUE
-    environment = {"STATSD_HOST": settings.statsd_host, "STATSD_PORT": STATSD_PORT} if settings.statsd_host else {}
+    environment = {"STATSD_HOST": settings.statsd_host, "STATSD_PORT": str(STATSD_PORT)} if settings.statsd_host else {}
     return RunnerLaunch(
         image=settings.gpu_image if gpu_mode == "device" else settings.cpu_image,
-        command=runner_command(datasets, run_id, context["params"], device=RUNNER_DEVICES[device_queue]),
+        command=runner_command(datasets, run_id, RunParams.of(context["params"]), device=RUNNER_DEVICES[device_queue]),
         environment=environment,
         labels={
-            RUNNER_LABEL: ti.dag_id,
-            "helical.task_id": ti.task_id,
-            "helical.run_id": run_id,
-            "helical.queue": queue,
-            "helical.dataset": pack_name(datasets),
-            "helical.map_index": str(ti.map_index),
-            "helical.gpu_mode": gpu_mode,
+            RUNNER_LABELS["dag_id"]: ti.dag_id,
+            RUNNER_LABELS["task_id"]: ti.task_id,
+            RUNNER_LABELS["run_id"]: run_id,
+            RUNNER_LABELS["queue"]: queue,
+            RUNNER_LABELS["dataset"]: pack_name(datasets),
+            RUNNER_LABELS["map_index"]: str(ti.map_index),
+            RUNNER_LABELS["gpu_mode"]: gpu_mode,
         },
         gpu_mode=gpu_mode,
     )
@@ -102,24 +101,6 @@ def runner_failure(code: int | None, dataset: str, *, oom_killed: bool, memory_l
     else:
         reason = CRASHES.get(code, f"the runner exited {code}")
     return AirflowException(f"{dataset}: {reason} (retried while tries remain)")
-
-
-def runner_summary(log_lines: list[str]) -> dict[str, Any] | None:
-    """The runner's one-line JSON summary (docs/contracts.md): the last log line that starts with one.
-
-    Docker reads stdout and stderr through separate pipes, so a stderr line may follow the JSON on its line
-    (runners before #13 wrote the newline apart): only the JSON prefix of a line is read.
-    """
-    for line in reversed(log_lines):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                summary, _end = json.JSONDecoder().raw_decode(line)
-            except ValueError:
-                continue
-            if isinstance(summary, dict) and "datasets" in summary:
-                return summary
-    return None
 
 
 def runner_operator_class(launch_mode: str) -> type:

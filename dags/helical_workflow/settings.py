@@ -9,9 +9,10 @@ from pathlib import Path
 
 from helical_workflow.capacity import gpu_devices, runners_per_gpu
 from helical_workflow.contract import CPU_QUEUE, GPU_QUEUE, RUNNER_IMAGES
+from helical_workflow.names import CPU_RUNNER_POOL
 
 # The Airflow pool CPU runner tasks take a slot of: sized to the host's CPUs by compose/airflow/init.sh.
-RUNNER_POOL = "helical_cpu_runners"
+RUNNER_POOL = CPU_RUNNER_POOL
 # How the test-only GPU worker announces itself: it consumes `gpu` and runs the CPU image.
 GPU_WORKER_MODE_ENV = "HELICAL_GPU_WORKER_MODE"
 # Runner tasks a run maps at most (MAX_RUNNER_TASKS; compose sets Airflow's max_map_length to the same), and

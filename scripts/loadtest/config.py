@@ -7,13 +7,15 @@ import datetime as dt
 import os
 from pathlib import Path
 
-DAG_ID = "helical_model_workflow"
+from helical_workflow.contract import CLASSIFIER_MODES, RUN_PARAM_NAMES
+from helical_workflow.contract import DEVICE_PARAMS as DEVICES
+from helical_workflow.names import DAG_ID
+
+__all__ = ["CLASSIFIER_MODES", "DAG_ID", "DEVICES"]
+
 RUN_ID_PREFIX = "loadtest"
 # The DAG's params; a conf key outside these would be rejected or, worse, silently ignored.
-DAG_PARAM_NAMES = ("data", "device", "max_cells", "classifier", "datasets_per_task", "batch_size")
-# The values the DAG accepts for two of them (tests/contract checks them against the DAG's definitions).
-DEVICES = ("auto", "cpu", "gpu")
-CLASSIFIER_MODES = ("auto", "on", "off")
+DAG_PARAM_NAMES = RUN_PARAM_NAMES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from helical_workflow.names import CPU_QUEUE, GPU_QUEUE
+
 from .config import LoadConfig, timestamp
 from .driver import run_load
 from .flower import worker_status
@@ -95,7 +97,7 @@ def render_comparison(comp: dict[str, Any]) -> str:
 def compare_workers(config: LoadConfig, counts: Sequence[int], scale: ScaleConfig) -> Path:
     """Scale, load, repeat; writes comparison.json/.md beside one report dir per count."""
     base = config.out_dir or config.out_root / timestamp()
-    queue = "gpu" if config.device == "gpu" else "cpu"
+    queue = GPU_QUEUE if config.device == "gpu" else CPU_QUEUE
     reports = []
     for n in counts:
         scale_to(n, scale, queue)

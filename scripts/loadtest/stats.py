@@ -8,12 +8,13 @@ All latencies use server timestamps only, so the client's clock never skews them
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from helical_workflow.contract import runner_summary
 
 Record = dict[str, Any]
 FAILED_TI_STATES = frozenset({"failed", "upstream_failed"})
@@ -81,16 +82,14 @@ def hosts_by_container(nodes: Iterable[str]) -> dict[str, str]:
 
 
 def parse_runner_summary(value: Any) -> dict[str, Any] | None:
-    """The runner's last-stdout-line JSON, whatever form the XCom came back in (dict, str, lines)."""
-    if isinstance(value, list) and value:  # DockerOperator(xcom_all=True) pushes every line
-        value = value[-1]
+    """The runner's summary line, whatever form the XCom came back in: the summary itself (what the workflow's
+    runner tasks push), or log lines (a DockerOperator with xcom_all), read by the workflow's own parser."""
     if isinstance(value, (bytes, bytearray)):
         value = value.decode("utf-8", "replace")
     if isinstance(value, str):
-        try:
-            value = json.loads(value.strip().splitlines()[-1]) if value.strip() else None
-        except json.JSONDecodeError:
-            return None
+        value = value.splitlines()
+    if isinstance(value, list):
+        return runner_summary([str(line) for line in value])
     return value if isinstance(value, dict) and "datasets" in value else None
 
 

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from compose_config import CLUSTER_FILE, CORE_SECRETS, ROOT, env_values, rendered
+from compose_config import CLUSTER_FILE, CORE_SECRETS, ROOT, env_values, names_env, rendered
 
 WORKERS = ("airflow-worker", "airflow-worker-gpu", "airflow-worker-gpu-test")
 CLUSTER = "10.9.8.7"
@@ -78,8 +78,8 @@ def worker_host(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str
                    check=True, capture_output=True)
     text = (folder / "worker.env").read_text()
     values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
-    # What make worker-host sets (Makefile, WORKER_HOST_ENV), and nothing of the core's .env.
-    host = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "PROJECT_DIR": str(ROOT),
+    # What make worker-host sets (Makefile, WORKER_HOST_ENV, and the shared names), and nothing of the core's .env.
+    host = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "PROJECT_DIR": str(ROOT), **names_env(),
             "COMPOSE_PROFILES": "cadvisor", "COMPOSE_PROJECT_NAME": "helical-host2", "HELICAL_HOST_NAME": "host2",
             "HELICAL_RUNNER_NETWORK": "helical-host2_runners", "WORKERS": "1", "WORKER_QUEUE": "cpu",
             "WORKER_NODE": "cpu"}

@@ -38,7 +38,7 @@ def test_the_workflow_sends_devices_modes_and_flags_the_runner_takes():
     assert set(workflow.RUNNER_DEVICES.values()) <= set(runner.DEVICES)
     assert workflow.CLASSIFIER_MODES == runner.CLASSIFIER_MODES
     pack = [{"dataset": "/data/a.h5ad", "dataset_name": "a"}, {"dataset": "/data/lab/a.h5ad", "dataset_name": "lab__a"}]
-    command = workflow.runner_command(pack, "r", {"max_cells": 5, "classifier": "on", "batch_size": 8}, "cpu")
+    command = workflow.runner_command(pack, "r", workflow.RunParams(max_cells=5, classifier="on", batch_size=8), "cpu")
     assert command[:2] == ["helical-runner", "run"]
     sent = {word for word in command if word.startswith("--")}
     assert sent <= {flag for flag, _env, _default, _help in RUN_OPTIONS}, sent
@@ -65,5 +65,5 @@ def test_the_runner_takes_every_run_folder_name_the_workflow_gives():
 
     pack = [{"dataset": "/data/a.h5ad", "dataset_name": "a"}]
     for run_id in ("manual__2026-01-01T00:00:00+00:00", ".", "..", "-x", "--help", "loadtest__20260101T000000000Z__0001"):
-        command = workflow.runner_command(pack, safe_run_id(run_id), {}, "cpu")
+        command = workflow.runner_command(pack, safe_run_id(run_id), workflow.RunParams(), "cpu")
         assert settings_from(build_parser().parse_args(command[1:]), {}).run_id == safe_run_id(run_id), run_id

@@ -7,12 +7,15 @@ import sys
 
 import pytest
 
+from helical_workflow.contract import QUEUES, RUN_PARAM_NAMES
+from helical_workflow.names import DAG_ID
+
 
 def test_every_dag_imports_without_errors_or_warnings(dag_bag_load):
     bag, our_warnings, _ = dag_bag_load
     assert not bag.import_errors, bag.import_errors
     assert not our_warnings, [f"{w.filename}:{w.lineno} {w.message}" for w in our_warnings]
-    assert "helical_model_workflow" in bag.dags
+    assert DAG_ID in bag.dags
 
 
 def test_parsing_takes_under_a_second(dag_bag_load):
@@ -33,7 +36,7 @@ def test_no_heavy_imports_at_parse_time():
 def test_every_task_names_a_real_queue(dag_bag):
     for dag in dag_bag.dags.values():
         for task in dag.tasks:
-            assert task.queue in {"cpu", "gpu"}, f"{dag.dag_id}.{task.task_id} is on queue {task.queue!r}"
+            assert task.queue in QUEUES, f"{dag.dag_id}.{task.task_id} is on queue {task.queue!r}"
 
 
 def test_every_task_retries(dag_bag):
@@ -59,7 +62,7 @@ def test_runner_tasks_are_mapped_per_dataset_and_routed(workflow):
 
 def test_params_schema(workflow):
     params = workflow.params
-    assert set(params.keys()) == {"data", "device", "max_cells", "classifier", "datasets_per_task", "batch_size"}
+    assert tuple(params.keys()) == RUN_PARAM_NAMES  # what RunParams reads, and the load test sends
     assert params.get_param("device").schema["enum"] == ["auto", "cpu", "gpu"]
     assert params.get_param("classifier").schema["enum"] == ["auto", "on", "off"]
     params.validate()  # the defaults are valid

@@ -11,7 +11,7 @@ import pytest
 from airflow.providers.cncf.kubernetes.pod_generator import make_safe_label_value
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from helical_workflow.contract import runner_command
+from helical_workflow.contract import RunParams, runner_command
 from helical_workflow.runner_launch import runner_operator_class
 from launch_engines import ENGINES, LINES, RUN_FOLDER, SETTINGS_ENV, SUMMARY
 
@@ -29,7 +29,7 @@ def test_a_cpu_runner_gets_the_cpu_image_the_cli_the_environment_and_the_labels(
     assert launched.image == "helical-runner:cpu" and launched.gpus == 0
     assert launched.command == runner_command(
         [{"dataset": "/data/lab/a.h5ad", "dataset_name": "lab__a"}, {"dataset": "/data/b.h5ad", "dataset_name": "b"}],
-        RUN_FOLDER, {"max_cells": 100, "classifier": "off"}, "cpu")
+        RUN_FOLDER, RunParams(max_cells=100, classifier="off"), "cpu")
     assert launched.environment == {"STATSD_HOST": "statsd-exporter", "STATSD_PORT": "9125"}
     assert launched.labels == {
         "helical.dag_id": "helical_model_workflow", "helical.task_id": "run_runner_cpu",

@@ -8,7 +8,7 @@ import pytest
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk.exceptions import AirflowException
 
-from helical_workflow.contract import runner_command
+from helical_workflow.contract import RunParams, runner_command
 from helical_workflow.operator import RunnerOperator, container_name
 from launch_engines import RUN_FOLDER, RUN_ID
 
@@ -17,13 +17,13 @@ PARAMS = {"data": "", "device": "auto", "max_cells": 100, "classifier": "off", "
 
 def test_runner_command_passes_every_param():
     pack = [{"dataset": "/data/lab/a.h5ad", "dataset_name": "lab__a"}, {"dataset": "/data/b.h5ad", "dataset_name": "b"}]
-    assert runner_command(pack, "run_1", {**PARAMS, "batch_size": 32}, "cpu") == [
+    assert runner_command(pack, "run_1", RunParams.of({**PARAMS, "batch_size": 32}), "cpu") == [
         "helical-runner", "run", "--data", "/data/lab/a.h5ad", "--name", "lab__a", "--data", "/data/b.h5ad",
         "--name", "b", "--run-id", "run_1", "--device", "cpu", "--max-cells", "100", "--classifier", "off",
         "--batch-size", "32",
     ]
     # The demo run of an empty data folder: the runner names its demo dataset itself.
-    assert "--name" not in runner_command([{"dataset": "/data", "dataset_name": None}], "run_1", PARAMS, "cpu")
+    assert "--name" not in runner_command([{"dataset": "/data", "dataset_name": None}], "run_1", RunParams.of(PARAMS), "cpu")
 
 
 def test_container_names_are_unique_and_valid():

@@ -13,8 +13,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from helical_workflow.contract import runner_summary
 from helical_workflow.discovery import plan_datasets
-from helical_workflow.runner_launch import runner_summary
 from helical_workflow.summary import build_summary, collect_failures, collect_metrics
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "runner" / "schemas"

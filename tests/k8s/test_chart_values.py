@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 import build_statsd_values
+from compose_config import names_env
 from helical_workflow import contract
 from helical_workflow.settings import load_settings
 from k8s_files import KUBERNETES, ROOT, VALUES_FILES, key_paths, leaves, objects, settings_env, values, versions
@@ -26,6 +27,9 @@ def compose_default(variable: str) -> str:
     found = re.search(rf"^\s+{variable}: (.+)$", COMPOSE.read_text(), re.M)
     assert found, variable
     value = found.group(1).strip().strip('"')
+    shared_name = re.fullmatch(r"\$\{(NAME_\w+)(:\?[^}]*)?\}", value)  # config/names.env, from names.yaml
+    if shared_name:
+        return names_env()[shared_name.group(1)]
     default = re.fullmatch(r"\$\{\w+:-(.*)\}", value)
     return default.group(1) if default else value
 

@@ -99,7 +99,8 @@ def test_mounted_files_exist(services: dict) -> None:
 
 def test_redis_exporter_watches_the_celery_queues(services: dict) -> None:
     env = services["redis-exporter"]["environment"]
-    assert env["REDIS_EXPORTER_CHECK_SINGLE_KEYS"] == "db0=cpu,db0=gpu,db0=default"
+    # The keys are names.yaml's queues (config/names.env); tests/contract renders them from there.
+    assert env["REDIS_EXPORTER_CHECK_SINGLE_KEYS"] == "${NAME_REDIS_QUEUE_KEYS}"
 
 
 def test_no_secret_in_the_file() -> None:

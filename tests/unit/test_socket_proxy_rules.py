@@ -13,6 +13,8 @@ import yaml
 from docker_policy.endpoints import API_VERSIONS, ENDPOINTS, Call
 from gateway_harness import CONFIG
 
+from helical_workflow.names import RUNNER_LABEL
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "compose" / "docker-api.yaml").read_text())
 PROXY = COMPOSE["services"]["socket-proxy"]
@@ -57,4 +59,4 @@ def test_socket_proxy_allows_binds_from_the_runner_folders_the_gateway_requires(
     assert PROXY["environment"]["SP_ALLOWBINDMOUNTFROM"] == gateway["DOCKER_POLICY_RUNNER_FOLDERS"]
     assert PROXY["image"] == "wollomatic/socket-proxy:1.13.1"  # bind checks on unversioned paths and volumes
     assert API_VERSIONS[0] == "1.41" and API_VERSIONS[-1] == "1.52"  # the range the regexes spell out
-    assert CONFIG.label == gateway["DOCKER_POLICY_LABEL"]
+    assert CONFIG.label == RUNNER_LABEL and gateway["DOCKER_POLICY_LABEL"] == "${NAME_RUNNER_LABEL}"

@@ -1,13 +1,15 @@
-"""What the runner image promises its callers, written once on this side (docs/contracts.md).
+"""What the runner image promises its callers, on this side (docs/contracts.md).
 
-The workflow's side is dags/helical_workflow/contract.py; tests/contract/ checks that the two agree, and
-that the image (runner/Dockerfile) and runner/README.md say the same. The outputs' shapes are
-runner/schemas/*.schema.json.
+The shared names (mount points, exit codes) come from names.py, which `make generate` renders from names.yaml,
+like the workflow's copy. The outputs' shapes are runner/schemas/*.schema.json.
 """
 
-# Exit codes: 1 and 2 are the caller's to fix (never retried); 3, 137 and 143 are worth a retry.
-EXIT_OK, EXIT_DATASET_FAILED, EXIT_CONFIG, EXIT_UNEXPECTED, EXIT_TERMINATED = 0, 1, 2, 3, 143
-# The container's mount points, the defaults of --data, --output-dir and --model-dir.
-DATA_DIR, OUTPUT_DIR, MODEL_DIR = "/data", "/results", "/models"
+from helical_runner.names import DATA_DIR, EXIT_CONFIG, EXIT_DATASET_FAILED, EXIT_OK, EXIT_TERMINATED, EXIT_UNEXPECTED
+from helical_runner.names import MODELS_DIR as MODEL_DIR
+from helical_runner.names import RESULTS_DIR as OUTPUT_DIR
+
+__all__ = ["DATA_DIR", "EXIT_CONFIG", "EXIT_DATASET_FAILED", "EXIT_OK", "EXIT_TERMINATED", "EXIT_UNEXPECTED",
+           "MODEL_DIR", "OUTPUT_DIR"]
+
 DEVICES = ("auto", "cpu", "cuda")
 CLASSIFIER_MODES = ("auto", "on", "off")
