@@ -13,6 +13,8 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 Panel = dict[str, Any]
 
+GRID_WIDTH = 24  # Grafana's dashboard grid has 24 columns
+
 
 @dataclass(frozen=True)
 class Row:
@@ -104,24 +106,25 @@ def _row_header(title: str) -> Panel:
         "type": "row",
         "title": title,
         "collapsed": False,
-        "gridPos": {"w": 24, "h": 1},
+        "gridPos": {"w": GRID_WIDTH, "h": 1},
         "panels": [],
     }
 
 
 def layout(panels: list[Panel]) -> list[Panel]:
-    """Give panels ids and flow them left to right, top to bottom, on Grafana's 24-column grid."""
-    x = y = row_height = 0
+    """Give panels ids and flow them left to right, top to bottom, on Grafana's 24-column grid.
+
+    Row headers need no case of their own: they are 24 wide, so they always fill a line alone.
+    """
+    x = y = line_height = 0
     for number, item in enumerate(panels, start=1):
         grid = item["gridPos"]
-        if x + grid["w"] > 24 or item["type"] == "row":
-            x, y, row_height = 0, y + row_height, 0
+        if x + grid["w"] > GRID_WIDTH:
+            x, y, line_height = 0, y + line_height, 0
         grid["x"], grid["y"] = x, y
         item["id"] = number
         x += grid["w"]
-        row_height = max(row_height, grid["h"])
-        if item["type"] == "row":
-            x, y, row_height = 0, y + grid["h"], 0
+        line_height = max(line_height, grid["h"])
     return panels
 
 
