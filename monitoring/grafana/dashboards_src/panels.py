@@ -25,6 +25,7 @@ class Row:
 
 
 def row(title: str, *panels: Panel) -> Row:
+    """A row; the panels as arguments so a row function reads as a flat list of them."""
     return Row(title, panels)
 
 
