@@ -50,6 +50,31 @@ def test_dashboard_shape(path: Path) -> None:
                     )
 
 
+@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
+def test_rows_tile_the_grid(path: Path) -> None:
+    """panels.layout places every panel once: no overlap, inside 24 columns, between its row header and the next.
+
+    Grafana silently moves overlapping panels, and a row function that returns no panel leaves an empty header.
+    """
+    items = json.loads(path.read_text(encoding="utf-8"))["panels"]
+    assert [item["id"] for item in items] == list(range(1, len(items) + 1))
+    assert items[0]["type"] == "row", f"{path.name}: the first panel has no row"
+    cells: dict[tuple[int, int], str] = {}
+    bottom = 0  # the lowest edge of everything placed so far
+    for item, following in zip(items, [*items[1:], None], strict=True):
+        grid, title = item["gridPos"], item["title"]
+        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, f"{path.name}: {title} leaves the grid"
+        if item["type"] == "row":
+            assert (grid["x"], grid["w"]) == (0, 24), f"{path.name}: row {title} is not full width"
+            assert following and following["type"] != "row", f"{path.name}: row {title} has no panels"
+            assert grid["y"] >= bottom, f"{path.name}: row {title} starts above the end of the row before"
+        bottom = max(bottom, grid["y"] + grid["h"])
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{path.name}: {title} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = title
+
+
 def test_titles_and_uids_are_unique() -> None:
     boards = [json.loads(p.read_text(encoding="utf-8")) for p in DASHBOARD_FILES]
     assert {b["title"] for b in boards} == {

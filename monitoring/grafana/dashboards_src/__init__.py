@@ -1,7 +1,8 @@
 """The Grafana dashboards of monitoring/grafana/dashboards/, as code: one module per dashboard.
 
-panels.py holds the shared building blocks; each dashboard module has a `build()` that returns
-the dashboard model. monitoring/grafana/build_dashboards.py writes (or checks) the JSON files.
+panels.py holds the shared building blocks and the layout; each dashboard module has a short
+`build()` that lists its variables and its rows, and one `row_<question>()` function per row that
+returns the row's title and panels. monitoring/grafana/build_dashboards.py writes (or checks) the JSON files.
 """
 
 from __future__ import annotations

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from .panels import dashboard, datasource_variable, panel, row
+from .panels import Row, dashboard, datasource_variable, panel, quantile, row
 
 
 def build() -> dict:
-    panels = [
-        row("Scheduler"),
+    return dashboard(
+        "helical-airflow-health",
+        "Airflow health",
+        "Scheduler loop and heartbeats, DAG processing, pools and executor.",
+        [datasource_variable()],
+        [row_is_the_scheduler_keeping_up(), row_do_dag_files_parse(), row_do_pools_and_executor_hold_work_back()],
+    )
+
+
+def row_is_the_scheduler_keeping_up() -> Row:
+    return row(
+        "Scheduler",
         panel(
             "Is every Airflow component heartbeating (beats per second)?",
             [("component:airflow_heartbeat:rate2m", "{{component}}")],
@@ -17,28 +27,14 @@ def build() -> dict:
             "How long does a scheduler loop take (p95)?",
             [
                 ("airflow:scheduler_loop_duration_seconds:p95_5m", "loop p95"),
-                (
-                    (
-                        "histogram_quantile(0.95, sum by (le) "
-                        "(rate(airflow_scheduler_critical_section_duration_seconds_bucket[$__rate_interval])))"
-                    ),
-                    "critical section p95",
-                ),
+                (quantile("airflow_scheduler_critical_section_duration_seconds"), "critical section p95"),
             ],
             unit="s",
             width=8,
         ),
         panel(
             "How late do scheduled DAG runs start (p95)?",
-            [
-                (
-                    (
-                        "histogram_quantile(0.95, sum by (le, dag_id) "
-                        "(rate(airflow_dagrun_schedule_delay_seconds_bucket[$__rate_interval])))"
-                    ),
-                    "{{dag_id}}",
-                )
-            ],
+            [(quantile("airflow_dagrun_schedule_delay_seconds", "dag_id"), "{{dag_id}}")],
             unit="s",
             width=8,
         ),
@@ -56,19 +52,19 @@ def build() -> dict:
             kind="stat",
             description="0: the service is down or not part of this stack.",
         ),
-        row("DAG processing"),
+    )
+
+
+def row_do_dag_files_parse() -> Row:
+    return row(
+        "DAG processing",
         panel(
             "Do DAG files fail to import?",
             [("airflow_dag_processing_import_errors", "import errors")],
             kind="stat",
             width=6,
         ),
-        panel(
-            "How many DAGs were parsed?",
-            [("airflow_dagbag_size", "DAGs")],
-            kind="stat",
-            width=6,
-        ),
+        panel("How many DAGs were parsed?", [("airflow_dagbag_size", "DAGs")], kind="stat", width=6),
         panel(
             "How long does parsing every DAG file take?",
             [("airflow_dag_processing_total_parse_time_seconds", "total parse time")],
@@ -82,37 +78,26 @@ def build() -> dict:
         ),
         panel(
             "How long does each DAG file take to parse (p95)?",
-            [
-                (
-                    (
-                        "histogram_quantile(0.95, sum by (le, file) "
-                        "(rate(airflow_dag_processing_last_duration_seconds_bucket[$__rate_interval])))"
-                    ),
-                    "{{file}}",
-                )
-            ],
+            [(quantile("airflow_dag_processing_last_duration_seconds", "file"), "{{file}}")],
             unit="s",
         ),
-        row("Pools and executor"),
+    )
+
+
+def row_do_pools_and_executor_hold_work_back() -> Row:
+    return row(
+        "Pools and executor",
         panel(
             "How are pool slots used?",
             [("sum by (pool, state) (airflow_pool_slots)", "{{pool}} {{state}}")],
             stack=True,
         ),
-        panel(
-            "Which pools starve tasks?", [("airflow_pool_starving_tasks", "{{pool}}")]
-        ),
+        panel("Which pools starve tasks?", [("airflow_pool_starving_tasks", "{{pool}}")]),
         panel(
             "Do Celery tasks fail on workers or time out when published?",
             [
-                (
-                    'sum(queue_type:flower_task_events:rate5m{type="task-failed"})',
-                    "Celery task failures (Flower)",
-                ),
-                (
-                    "sum(rate(airflow_celery_task_timeout_error_total[$__rate_interval]))",
-                    "publish timeouts",
-                ),
+                ('sum(queue_type:flower_task_events:rate5m{type="task-failed"})', "Celery task failures (Flower)"),
+                ("sum(rate(airflow_celery_task_timeout_error_total[$__rate_interval]))", "publish timeouts"),
             ],
             description=(
                 "Per second. Failures: Flower task-failed events, the Celery task itself raised (a failed "
@@ -122,20 +107,7 @@ def build() -> dict:
         ),
         panel(
             "Which alerts are firing?",
-            [
-                (
-                    'ALERTS{alertstate="firing"}',
-                    "{{alertname}} {{queue}}{{dag_id}}{{dataset}}",
-                )
-            ],
+            [('ALERTS{alertstate="firing"}', "{{alertname}} {{queue}}{{dag_id}}{{dataset}}")],
             kind="table",
         ),
-    ]
-    return dashboard(
-        "helical-airflow-health",
-        "Airflow health",
-        "Scheduler loop and heartbeats, DAG processing, pools and executor.",
-        [datasource_variable()],
-        panels,
     )
-

@@ -1,12 +1,44 @@
-"""Building blocks shared by every dashboard: panels, rows, variables, grid layout."""
+"""Building blocks shared by every dashboard: panels, rows, variables, grid layout.
+
+A dashboard module writes only what its panels ask; where a panel sits, its id and the row headers
+between the rows are decided here, once, by `dashboard()`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 Panel = dict[str, Any]
+
+GRID_WIDTH = 24  # Grafana's dashboard grid has 24 columns
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a dashboard: a header titled `title`, then `panels` in reading order."""
+
+    title: str
+    panels: tuple[Panel, ...]
+
+
+def row(title: str, *panels: Panel) -> Row:
+    """A row; the panels as arguments so a row function reads as a flat list of them."""
+    return Row(title, panels)
+
+
+def quantile(
+    histogram: str, by: str = "", *, q: float = 0.95, selector: str = "", window: str = "$__rate_interval"
+) -> str:
+    """PromQL for the q-quantile of a Prometheus histogram, per `by` labels (comma separated).
+
+    Every latency panel reads its histogram the same way (rate of the buckets, summed by `le`), so
+    the expression is spelled once here rather than in each panel.
+    """
+    labels = f"le, {by}" if by else "le"
+    return f"histogram_quantile({q}, sum by ({labels}) (rate({histogram}_bucket{selector}[{window}])))"
 
 
 def target(expr: str, legend: str = "", ref: str = "A") -> dict[str, Any]:
@@ -69,29 +101,31 @@ def panel(
     }
 
 
-def row(title: str) -> Panel:
+def _row_header(title: str) -> Panel:
+    # Expanded, so the row's panels follow it at the top level: Grafana nests them in "panels" only when collapsed.
     return {
         "type": "row",
         "title": title,
         "collapsed": False,
-        "gridPos": {"w": 24, "h": 1},
+        "gridPos": {"w": GRID_WIDTH, "h": 1},
         "panels": [],
     }
 
 
 def layout(panels: list[Panel]) -> list[Panel]:
-    """Give panels ids and flow them left to right, top to bottom, on Grafana's 24-column grid."""
-    x = y = row_height = 0
+    """Give panels ids and flow them left to right, top to bottom, on Grafana's 24-column grid.
+
+    Row headers need no case of their own: they are 24 wide, so they always fill a line alone.
+    """
+    x = y = line_height = 0
     for number, item in enumerate(panels, start=1):
         grid = item["gridPos"]
-        if x + grid["w"] > 24 or item["type"] == "row":
-            x, y, row_height = 0, y + row_height, 0
+        if x + grid["w"] > GRID_WIDTH:
+            x, y, line_height = 0, y + line_height, 0
         grid["x"], grid["y"] = x, y
         item["id"] = number
         x += grid["w"]
-        row_height = max(row_height, grid["h"])
-        if item["type"] == "row":
-            x, y, row_height = 0, y + grid["h"], 0
+        line_height = max(line_height, grid["h"])
     return panels
 
 
@@ -148,8 +182,10 @@ def dashboard(
     title: str,
     description: str,
     variables: list[dict[str, Any]],
-    panels: list[Panel],
+    rows: list[Row],
 ) -> dict:
+    """The dashboard model: each row's header, then its panels, laid out and numbered in order."""
+    panels = [item for row in rows for item in (_row_header(row.title), *row.panels)]
     return {
         "uid": uid,
         "title": title,

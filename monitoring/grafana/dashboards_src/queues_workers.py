@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from .panels import custom_variable, dashboard, datasource_variable, panel, query_variable, row
+from .panels import Row, custom_variable, dashboard, datasource_variable, panel, quantile, query_variable, row
 
 
 def build() -> dict:
-    panels = [
-        row("Depth: how much work waits"),
+    return dashboard(
+        "helical-queues",
+        "Queues & workers",
+        "Per Celery queue: work waiting (Redis and Airflow), workers online, throughput.",
+        [
+            datasource_variable(),
+            custom_variable("queue", "Queue", ["cpu", "gpu", "default"]),
+            query_variable("worker", "Worker", "label_values(flower_worker_online, worker)"),
+        ],
+        [row_how_much_work_waits(), row_how_long_work_waits(), row_who_does_the_work(), row_how_fast_work_drains()],
+    )
+
+
+def row_how_much_work_waits() -> Row:
+    return row(
+        "Depth: how much work waits",
         panel(
             "How many tasks wait in each broker queue (Redis)?",
             [('queue:redis_queue_depth:sum{queue=~"$queue"}', "{{queue}}")],
@@ -16,14 +30,8 @@ def build() -> dict:
         panel(
             "How many tasks does Airflow hold queued and running per queue?",
             [
-                (
-                    'queue:airflow_task_instances_queued:sum{queue=~"$queue"}',
-                    "queued {{queue}}",
-                ),
-                (
-                    'queue:airflow_task_instances_running:sum{queue=~"$queue"}',
-                    "running {{queue}}",
-                ),
+                ('queue:airflow_task_instances_queued:sum{queue=~"$queue"}', "queued {{queue}}"),
+                ('queue:airflow_task_instances_running:sum{queue=~"$queue"}', "running {{queue}}"),
             ],
             description="Scheduler view (ti.queued / ti.running), refreshed every ti_metrics_interval.",
         ),
@@ -44,7 +52,12 @@ def build() -> dict:
             kind="bargauge",
             description="Task instances in state queued (ti.queued), by queue, DAG and task: a count, not a wait time.",
         ),
-        row("Wait: how long work waits"),
+    )
+
+
+def row_how_long_work_waits() -> Row:
+    return row(
+        "Wait: how long work waits",
         panel(
             "How long has each queue held work without draining?",
             [('queue:redis_queue_seconds_since_empty:cap6h{queue=~"$queue"}', "{{queue}}")],
@@ -57,22 +70,19 @@ def build() -> dict:
         ),
         panel(
             "How long do tasks wait to be queued once scheduled (p95)?",
-            [
-                (
-                    (
-                        "histogram_quantile(0.95, sum by (le, dag_id, task_id) "
-                        "(rate(airflow_task_scheduled_duration_seconds_bucket[$__rate_interval])))"
-                    ),
-                    "{{dag_id}}.{{task_id}}",
-                )
-            ],
+            [(quantile("airflow_task_scheduled_duration_seconds", "dag_id, task_id"), "{{dag_id}}.{{task_id}}")],
             unit="s",
             description=(
                 "Airflow's scheduled_duration: from scheduled (dependencies met) to queued (sent to Celery); "
                 "long when pools, concurrency limits or executor slots hold tasks back."
             ),
         ),
-        row("Workers: who does the work"),
+    )
+
+
+def row_who_does_the_work() -> Row:
+    return row(
+        "Workers: who does the work",
         panel(
             # Per machine: the core is "core", worker hosts go by their name (docs/scale-out.md).
             "How many workers are online per host and queue?",
@@ -88,24 +98,19 @@ def build() -> dict:
         ),
         panel(
             "How many tasks is each worker executing?",
-            [
-                (
-                    'flower_worker_number_of_currently_executing_tasks{worker=~"$worker"}',
-                    "{{worker}}",
-                )
-            ],
+            [('flower_worker_number_of_currently_executing_tasks{worker=~"$worker"}', "{{worker}}")],
             stack=True,
         ),
         panel(
             "How many tasks has each worker prefetched?",
-            [
-                (
-                    'sum by (worker) (flower_worker_prefetched_tasks{worker=~"$worker"})',
-                    "{{worker}}",
-                )
-            ],
+            [('sum by (worker) (flower_worker_prefetched_tasks{worker=~"$worker"})', "{{worker}}")],
         ),
-        row("Throughput: how fast it drains"),
+    )
+
+
+def row_how_fast_work_drains() -> Row:
+    return row(
+        "Throughput: how fast it drains",
         panel(
             "How many tasks finish per minute per queue?",
             [
@@ -123,15 +128,7 @@ def build() -> dict:
         ),
         panel(
             "How long do tasks run on each worker (p95)?",
-            [
-                (
-                    (
-                        "histogram_quantile(0.95, sum by (le, worker) "
-                        '(rate(flower_task_runtime_seconds_bucket{worker=~"$worker"}[$__rate_interval])))'
-                    ),
-                    "{{worker}}",
-                )
-            ],
+            [(quantile("flower_task_runtime_seconds", "worker", selector='{worker=~"$worker"}'), "{{worker}}")],
             unit="s",
         ),
         panel(
@@ -142,19 +139,4 @@ def build() -> dict:
                 ("sum(airflow_executor_running_tasks)", "running"),
             ],
         ),
-    ]
-    variables = [
-        datasource_variable(),
-        custom_variable("queue", "Queue", ["cpu", "gpu", "default"]),
-        query_variable(
-            "worker", "Worker", "label_values(flower_worker_online, worker)"
-        ),
-    ]
-    return dashboard(
-        "helical-queues",
-        "Queues & workers",
-        "Per Celery queue: work waiting (Redis and Airflow), workers online, throughput.",
-        variables,
-        panels,
     )
-
