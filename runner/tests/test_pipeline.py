@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import scanpy as sc
 import scipy.sparse as sp
-
 from conftest import EMBSIZE
+
 from helical_runner.write import staging_name
 
 

@@ -4,8 +4,9 @@
     python -m helical_tools.generate --check   exit 1 naming each generated file that differs from its rendering
 
 Python modules for the DAG and the runner (the same constants on both sides), `config/names.env` (variables for
-the Makefile and compose), and templates (`<file>.in`, listed in TEMPLATES) in which `@@key.path@@` is a value of
-names.yaml or of `derived()`, and `@@table:NAME@@` a table from TABLES. Each generated file says where it comes
+the Makefile and compose), the Grafana dashboards (dashboards_src: JSON from code), and templates (`<file>.in`,
+listed in TEMPLATES) in which `@@key.path@@` is a value of names.yaml or of `derived()`, and `@@table:NAME@@` a
+table from TABLES. Each generated file says where it comes
 from. tests/contract/test_generated.py runs the check.
 """
 
@@ -21,10 +22,13 @@ from typing import Any
 
 import yaml
 
+import dashboards_src
+
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ROOT / "names.yaml"
 PYTHON_COPIES = ("dags/helical_workflow/names.py", "runner/src/helical_runner/names.py")
 NAMES_ENV = "config/names.env"
+DASHBOARDS = "monitoring/grafana/dashboards"
 # Generated file -> its template (the file plus `.in`).
 TEMPLATES = (
     "monitoring/prometheus/rules/alerts.yml",
@@ -161,6 +165,8 @@ def rendered(names: dict[str, Any]) -> dict[str, str]:
     files[NAMES_ENV] = names_env(names)
     for target in TEMPLATES:
         files[target] = header_for(target) + render_template((ROOT / f"{target}.in").read_text(), names)
+    # The Grafana dashboards: code in dashboards_src, which reads the names from helical_workflow.names.
+    files |= {f"{DASHBOARDS}/{name}": text for name, text in dashboards_src.render().items()}
     return files
 
 

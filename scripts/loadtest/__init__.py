@@ -1,7 +1,7 @@
 """Load test of `helical_model_workflow`: trigger runs, read them back, report latency and throughput.
 
 Entry points: `run_load(LoadConfig(...)) -> Path` (report dir), `compare_workers(...)`,
-`rebuild_report(records.json)`; the CLI is scripts/load_test.py.
+`rebuild_report(records.json)`; the CLI is its __main__ (`python -m loadtest`).
 """
 
 from .config import LoadConfig

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from compose_config import compose_file, env_values, rendered
 from helical_workflow import names
+from tests.compose_config import compose_file, env_values, rendered
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from compose_config import CLUSTER_FILE, CORE_SECRETS, ROOT, env_values, names_env, rendered
+from tests.compose_config import CLUSTER_FILE, CORE_SECRETS, ROOT, env_values, names_env, rendered
 
 WORKERS = ("airflow-worker", "airflow-worker-gpu", "airflow-worker-gpu-test")
 CLUSTER = "10.9.8.7"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+
 from helical_tools import generate
 
 

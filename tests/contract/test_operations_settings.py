@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from retention import STAGING
+from housekeeping.retention import STAGING
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ("ALERT_WEBHOOK_URL", "ALERT_EMAIL_TO", "ALERT_SMTP_SMARTHOST", "ALERT_SMTP_FROM", "ALERT_SMTP_AUTH_USERNAME",

@@ -13,8 +13,8 @@ from typing import Any
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
-
 from fake_kube import FakeHook, FakeKubeApi
+
 from helical_workflow.operator import RunnerOperator
 from helical_workflow.pod_operator import RunnerPodOperator
 

@@ -1,4 +1,4 @@
-"""compose/airflow/cluster_check.py, in the Airflow image it runs in: the cluster marker and the messages a worker
+"""compose/airflow/cluster/cluster_check.py, in the Airflow image it runs in: the cluster marker and the messages a worker
 host stops with (the real credentials checks run in tests/e2e/test_scale_out.py). The execution API checks talk to
 a real TLS server on this machine, through the task SDK's own client."""
 

@@ -10,10 +10,10 @@ import sys
 import pytest
 from airflow.providers.cncf.kubernetes.pod_generator import make_safe_label_value
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from launch_engines import ENGINES, LINES, RUN_FOLDER, SETTINGS_ENV, SUMMARY
 
 from helical_workflow.contract import RunParams, runner_command
 from helical_workflow.runner_launch import runner_operator_class
-from launch_engines import ENGINES, LINES, RUN_FOLDER, SETTINGS_ENV, SUMMARY
 
 
 @pytest.fixture(params=sorted(ENGINES))

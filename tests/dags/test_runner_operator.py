@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import pytest
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk.exceptions import AirflowException
+from launch_engines import RUN_FOLDER, RUN_ID
 
 from helical_workflow.contract import RunParams, runner_command
 from helical_workflow.operator import RunnerOperator, container_name
-from launch_engines import RUN_FOLDER, RUN_ID
 
 PARAMS = {"data": "", "device": "auto", "max_cells": 100, "classifier": "off", "batch_size": None}
 

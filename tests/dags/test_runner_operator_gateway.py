@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowException
 from gateway_harness import CONFIG, running_engine, running_gateway
+from launch_engines import RUN_FOLDER, RUN_ID
 
 from helical_workflow.operator import RunnerOperator
-from launch_engines import RUN_FOLDER, RUN_ID
 
 PARAMS = {"data": "", "device": "auto", "max_cells": 100, "classifier": "off", "batch_size": None}
 

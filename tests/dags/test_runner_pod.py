@@ -13,10 +13,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-
 from fake_kube import FakeHook, FakeKubeApi, StateStore, serialized
-from helical_workflow.pod_operator import RunnerPodOperator
 from launch_engines import LINES, SUMMARY, task_args, task_context
+
+from helical_workflow.pod_operator import RunnerPodOperator
 
 KUBERNETES = Path("/opt/airflow/kubernetes")  # the repository's kubernetes/ (compose/airflow-test.yaml mounts it)
 KUBERNETES_VERSION = str(yaml.safe_load((KUBERNETES / "versions.yaml").read_text())["kubernetes"])

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from harness import ALERT_UNDER_TEST, E2E, ROOT, make
+from tests.harness import ALERT_UNDER_TEST, E2E, ROOT, make
 
 RECORD = E2E / "alerts" / "alerts.jsonl"  # what the receiver got, one POST body a line
 

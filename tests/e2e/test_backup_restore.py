@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from harness import DAG_ID, MAKE_VARS, compose, env_file, make, make_captured
 from loadtest.client import fetch_token
+from tests.harness import DAG_ID, MAKE_VARS, compose, env_file, make, make_captured
 
 POOL = {"name": "e2e_backup_pool", "slots": 3, "description": "made before the backup"}
 VARIABLE = {"key": "e2e_backup_variable", "value": "encrypted with the Fernet key of .env"}

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness import E2E, MAKE_VARS, ROOT, compose, docker_run_runner, make
+from tests.harness import E2E, MAKE_VARS, ROOT, compose, docker_run_runner, make
 
 BIG = "chaos/big.h5ad"  # 80,000 cells: ~3 min on one CPU with the tiny model (460 cells/s); max_cells picks less
 BIG_NAME = "chaos__big"  # its output name in a run: the path under /data, folders joined by "__"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import compose
+from tests.harness import compose
 
 GPU_DEVICES = ["0", "1", "2", "3"]
 PROFILE = ("--profile", "gpu-test")

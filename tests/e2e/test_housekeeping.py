@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from harness import E2E, compose
+from tests.harness import E2E, compose
 
 HEX = "0123456789abcdef" * 2
 

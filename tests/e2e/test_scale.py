@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import E2E, ROOT, compose
+from tests.harness import E2E, ROOT, compose
 
 NOOP_IMAGE = "helical-runner:noop"
 SCALE = {"RUNNER_CPU_IMAGE": NOOP_IMAGE, "RUNNER_SLOTS": "48", "WORKER_CONCURRENCY": "16",

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from compose_config import CORE_SECRETS
-from harness import E2E, ROOT, env_file, make
 from loadtest.flower import worker_status
 from loadtest.stats import hosts_by_container
+from tests.compose_config import CORE_SECRETS
+from tests.harness import E2E, ROOT, env_file, make
 
 HOST2, GPU_HOST = "host2", "host2gpu"
 SCALE_OUT = "scaleout"  # the datasets of these runs: copies of synthetic_counts in data/scaleout/

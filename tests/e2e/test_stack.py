@@ -13,8 +13,8 @@ from pathlib import Path
 
 import requests
 
-from harness import E2E, compose, make
-from live_checks import by_label, value, wait_for
+from tests.harness import E2E, compose, make
+from tests.monitoring.live_checks import by_label, value, wait_for
 
 DATASETS = ("pbmc_part_a", "pbmc_part_b", "synthetic_counts")
 

@@ -10,11 +10,11 @@ import base64
 import json
 import time
 
-from harness import E2E, compose
-from live_checks import query, value, wait_for
-from promql_names import dashboard_expressions, metric_names, recorded_names, rule_expressions
-from statsd_exporter import STRAY_LINES, UNMAPPED_PREFIX, scrape
-from statsd_samples import EXPECTED_SHAPES
+from tests.harness import E2E, compose
+from tests.monitoring.live_checks import query, value, wait_for
+from tests.monitoring.promql_names import dashboard_expressions, metric_names, recorded_names, rule_expressions
+from tests.monitoring.statsd_exporter import STRAY_LINES, UNMAPPED_PREFIX, scrape
+from tests.monitoring.statsd_samples import EXPECTED_SHAPES
 
 # Series a panel, recording rule or alert reads that cannot have data on this test stack, and why.
 NO_DATA_HERE = {

@@ -1,4 +1,4 @@
-"""`make up` explains a failed start (scripts/explain_startup.py, docs/operations.md), shown with real failures on
+"""`make up` explains a failed start (scripts/helical_tools/explain_startup.py, docs/operations.md), shown with real failures on
 small compose projects of their own: a few services each, no stack needed, nothing of the e2e stack touched.
 
 - a .env whose Postgres password does not match the volume: the cause and both fixes are named;
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import MAKE_VARS, ROOT, make_captured
+from tests.harness import MAKE_VARS, ROOT, make_captured
 
 FIRST, SECOND = "helical-startup-check", "helical-startup-check-2"
 # No cluster mode (it would publish Postgres on the e2e stack's port), no test overrides, no profiles.

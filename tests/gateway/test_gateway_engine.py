@@ -25,10 +25,11 @@ import docker
 import pytest
 import yaml
 from docker.types import LogConfig, Mount
+
 from docker_policy import strict_json
 from docker_policy.config import Config
 from docker_policy.create_spec import canonical_spec
-from gateway_harness import (
+from tests.gateway_harness import (
     answer_of,
     exchange,
     http_request,

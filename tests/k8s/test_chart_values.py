@@ -8,11 +8,11 @@ import re
 import pytest
 import yaml
 
-import build_statsd_values
-from compose_config import names_env
+from helical_k8s import build_statsd_values
 from helical_workflow import contract
 from helical_workflow.settings import load_settings
-from k8s_files import KUBERNETES, ROOT, VALUES_FILES, key_paths, leaves, objects, settings_env, values, versions
+from tests.compose_config import names_env
+from tests.k8s.k8s_files import KUBERNETES, ROOT, VALUES_FILES, key_paths, leaves, objects, settings_env, values, versions
 
 CHART_KEYS = yaml.safe_load((KUBERNETES / "chart-keys.yaml").read_text())
 FREE_FORM = set(CHART_KEYS["free_form"])
@@ -115,4 +115,4 @@ def test_runner_pods_run_as_the_airflow_uid_so_both_write_the_results():
 
 def test_the_statsd_values_are_the_mapping_as_generated():
     committed = (KUBERNETES / "values-statsd.yaml").read_text()
-    assert committed == build_statsd_values.render(), "run: .venv/bin/python kubernetes/build_statsd_values.py"
+    assert committed == build_statsd_values.render(), "run: .venv/bin/python -m helical_k8s.build_statsd_values"

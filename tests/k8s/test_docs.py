@@ -8,7 +8,7 @@ import re
 import pytest
 
 from helical_workflow.settings import RUNNER_POOL
-from k8s_files import ROOT, values, versions
+from tests.k8s.k8s_files import ROOT, values, versions
 
 DOC = (ROOT / "docs" / "kubernetes.md").read_text()
 # The key the chart reads from each Secret our values name (kubernetes/chart-keys.yaml gives the sources).

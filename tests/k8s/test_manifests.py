@@ -11,7 +11,7 @@ import pytest
 
 from helical_workflow.contract import RUNNER_LABEL
 from helical_workflow.pod_settings import load_pod_settings
-from k8s_files import KUBECTL, KUSTOMIZATIONS, kubernetes_version, objects, one, rendered, settings_env, values
+from tests.k8s.k8s_files import KUBECTL, KUSTOMIZATIONS, kubernetes_version, objects, one, rendered, settings_env, values
 
 RUNNERS = load_pod_settings(settings_env()).namespace
 AIRFLOW = "airflow"

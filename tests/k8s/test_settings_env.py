@@ -7,7 +7,7 @@ import dataclasses
 
 from helical_workflow.pod_settings import load_pod_settings
 from helical_workflow.settings import load_settings
-from k8s_files import ROOT, settings_env
+from tests.k8s.k8s_files import ROOT, settings_env
 
 READERS = [ROOT / "dags" / "helical_workflow" / name for name in ("settings.py", "pod_settings.py")]
 NAMES = ("namespace", "service_account", "data_claim", "models_claim", "results_claim")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from k8s_files import values
-from statsd_exporter import MAPPING, OWN_PREFIXES, STRAY_LINES, StatsdExporter
-from statsd_samples import SAMPLES
+from tests.k8s.k8s_files import values
+from tests.monitoring.statsd_exporter import MAPPING, OWN_PREFIXES, STRAY_LINES, StatsdExporter
+from tests.monitoring.statsd_samples import SAMPLES
 
 LINES = [line for line, _name, _labels in SAMPLES] + STRAY_LINES
 

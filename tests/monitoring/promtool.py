@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from promql_names import MONITORING, REPO
+from tests.monitoring.promql_names import MONITORING, REPO
 
 COMPOSE_FILE = REPO / "compose" / "docker-compose.monitoring.yaml"
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from promql_names import MONITORING, REPO
+from tests.monitoring.promql_names import MONITORING, REPO
 
 MAPPING = MONITORING / "statsd" / "mapping.yml"
 COMPOSE_FILE = REPO / "compose" / "docker-compose.monitoring.yaml"

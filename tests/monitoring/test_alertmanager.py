@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from promql_names import MONITORING, REPO
-from render_config import RECEIVERS, render
+from alertmanager_config.render_config import RECEIVERS, render
+from tests.monitoring.promql_names import MONITORING, REPO
 
 TEMPLATE = (MONITORING / "alertmanager" / "alertmanager.yml.tmpl").read_text(encoding="utf-8")
 ALERTS = [rule for group in yaml.safe_load((MONITORING / "prometheus" / "rules" / "alerts.yml").read_text())["groups"]

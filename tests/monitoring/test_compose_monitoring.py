@@ -8,8 +8,8 @@ import re
 import pytest
 import yaml
 
-from compose_config import rendered
-from promql_names import REPO
+from tests.compose_config import rendered
+from tests.monitoring.promql_names import REPO
 
 FILES = (REPO / "compose" / "docker-compose.monitoring.yaml", REPO / "compose" / "cadvisor.yaml")
 SERVICES = {"statsd-exporter", "redis-exporter", "prometheus", "alertmanager", "alertmanager-config", "grafana",

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
 
-from promql_names import DASHBOARD_FILES, MONITORING, dashboard_panels
+import dashboards_src
+from tests.monitoring.promql_names import DASHBOARD_FILES, MONITORING, dashboard_panels
 
 GRAFANA = MONITORING / "grafana"
 
 
-def load_builder() -> ModuleType:
-    """monitoring/grafana/build_dashboards.py, which imports its sibling package dashboards_src (pytest.ini)."""
-    return importlib.import_module("build_dashboards")
-
-
 def test_checked_in_json_equals_generated() -> None:
-    rendered = load_builder().render()
+    rendered = dashboards_src.render()
     assert sorted(rendered) == sorted(p.name for p in DASHBOARD_FILES)
     for name, text in rendered.items():
         assert (GRAFANA / "dashboards" / name).read_text(encoding="utf-8") == text, (
-            f"{name} is stale: run python3 monitoring/grafana/build_dashboards.py"
+            f"{name} is stale: run make generate"
         )
 
 

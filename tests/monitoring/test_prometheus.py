@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from promql_names import (
+from tests.monitoring.promql_names import (
     MONITORING,
     RULE_FILES,
     dashboard_expressions,
@@ -18,7 +18,7 @@ from promql_names import (
     rule_expressions,
     rule_names,
 )
-from promtool import promtool
+from tests.monitoring.promtool import promtool
 
 PROMETHEUS_DIR = MONITORING / "prometheus"
 ALERT_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))

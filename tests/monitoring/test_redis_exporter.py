@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fake_redis import IMAGE as PYTHON_IMAGE
-from fake_redis import FakeRedis, fake_redis
-from promql_names import REPO
+from tests.fake_redis import IMAGE as PYTHON_IMAGE
+from tests.fake_redis import FakeRedis, fake_redis
+from tests.monitoring.promql_names import REPO
 
 COMPOSE_FILE = REPO / "compose" / "docker-compose.monitoring.yaml"
 

@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from promql_names import MONITORING, REPO
+from tests.monitoring.promql_names import MONITORING, REPO
 
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 ALERTS = [rule for group in yaml.safe_load((MONITORING / "prometheus" / "rules" / "alerts.yml").read_text())["groups"]

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from promql_names import REPO
-from statsd_exporter import MAPPING, STRAY_LINES, UNMAPPED_PREFIX, Page, StatsdExporter
-from statsd_samples import EXPECTED_SHAPES, SAMPLES
+from tests.monitoring.promql_names import REPO
+from tests.monitoring.statsd_exporter import MAPPING, STRAY_LINES, UNMAPPED_PREFIX, Page, StatsdExporter
+from tests.monitoring.statsd_samples import EXPECTED_SHAPES, SAMPLES
 
 # Airflow 3.3.2's own list of every metric it can send (airflow/_shared/observability/metrics/
 # metrics_template.yaml, copied verbatim; tests/dags checks the copy against the installed file).

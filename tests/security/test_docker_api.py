@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from harness import E2E, ROOT, compose
+from tests.harness import E2E, ROOT, compose
 
 
 def inspect(container: str) -> dict:

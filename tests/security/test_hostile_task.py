@@ -9,9 +9,9 @@ import secrets
 import subprocess
 
 import pytest
-from gateway_harness import unexpected_answers
 
-from harness import ROOT, compose
+from tests.gateway_harness import unexpected_answers
+from tests.harness import ROOT, compose
 
 CLASSES = {1: "path forms", 2: "request smuggling", 3: "JSON the engine reads differently",
            4: "values past a runner", 5: "bind sources", 6: "the ID prefix race"}

@@ -10,9 +10,9 @@ import subprocess
 import pytest
 import requests
 
-from compose_config import CORE_SECRETS
-from fake_redis import fake_redis
-from harness import MAKE_VARS, ROOT, compose, env_file
+from tests.compose_config import CORE_SECRETS
+from tests.fake_redis import fake_redis
+from tests.harness import MAKE_VARS, ROOT, compose, env_file
 
 WORKERS = ("airflow-worker", "airflow-worker-gpu", "airflow-worker-gpu-test")
 

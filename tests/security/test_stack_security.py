@@ -10,8 +10,8 @@ import subprocess
 import pytest
 import requests
 
-from harness import E2E, MAKE_VARS, ROOT, compose, env_file, make
 from loadtest.client import AirflowApi, ApiError
+from tests.harness import E2E, MAKE_VARS, ROOT, compose, env_file, make
 
 
 def test_the_api_and_flower_refuse_anonymous_requests(stack):

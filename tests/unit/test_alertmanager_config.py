@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from render_config import RECEIVERS, SettingsError, describe, main, receivers, render
+from alertmanager_config.render_config import RECEIVERS, SettingsError, describe, main, receivers, render
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = (ROOT / "monitoring" / "alertmanager" / "alertmanager.yml.tmpl").read_text()

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from compose_config import compose_file
 from metadata_backup.database import DB_NAME, DB_USER
 from metadata_backup.manifest import (
     DUMP,
@@ -22,6 +21,7 @@ from metadata_backup.manifest import (
     refusals,
     write_manifest,
 )
+from tests.compose_config import compose_file
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = {"postgres_server": "16.4", "pg_dump": "pg_dump (PostgreSQL) 16.4", "airflow": "3.3.2",

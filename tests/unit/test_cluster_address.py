@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cluster_address import NoClusterAddressError, address_for_tests, bridge_gateway, choose_cluster_address
+from tests.cluster_address import NoClusterAddressError, address_for_tests, bridge_gateway, choose_cluster_address
 
 WITH_GATEWAY = {"Driver": "default", "Config": [{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"}]}
 # Debian's docker.io 20.10.24 under a plain dockerd: the subnet only.

@@ -12,8 +12,9 @@ import docker
 import h11
 import pytest
 from docker.types import DeviceRequest, LogConfig, Mount
+
 from docker_policy import strict_json
-from gateway_harness import (
+from tests.gateway_harness import (
     ATTACH_OUTPUT,
     CONFIG,
     answer_of,

@@ -9,9 +9,10 @@ import time
 
 import h11
 import pytest
+
 from docker_policy import http_wire
 from docker_policy.refusal import Refused
-from gateway_harness import answer_of, exchange, http_request, runner_spec, running_engine, running_gateway
+from tests.gateway_harness import answer_of, exchange, http_request, runner_spec, running_engine, running_gateway
 
 SPEC = json.dumps(runner_spec()).encode()
 CREATE = "/v1.41/containers/create"

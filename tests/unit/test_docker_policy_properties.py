@@ -17,13 +17,14 @@ import re
 from typing import Any
 
 import h11
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
 from docker_policy import http_wire
 from docker_policy.endpoints import API_VERSIONS
 from docker_policy.refusal import Refused
 from docker_policy.server import Gateway
-from gateway_harness import CONFIG
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from tests.gateway_harness import CONFIG
 
 GATEWAY = Gateway(CONFIG, "127.0.0.1", 9)  # creates need no engine: the port is never dialled
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,11 +9,12 @@ import json
 from typing import Any
 
 import pytest
+
 from docker_policy import strict_json
 from docker_policy.config import parse_bytes, runner_user
 from docker_policy.create_spec import canonical_spec
 from docker_policy.refusal import Refused
-from gateway_harness import CONFIG, runner_spec
+from tests.gateway_harness import CONFIG, runner_spec
 
 COMPACT = strict_json.encode(runner_spec()).decode()
 

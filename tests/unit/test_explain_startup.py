@@ -1,4 +1,5 @@
-"""scripts/explain_startup.py: which containers `make up` reports, and the cause and fix it names for each known one.
+"""helical_tools/explain_startup.py: which containers `make up` reports, and the cause and fix it names for each
+known one.
 
 The live case (a .env whose Postgres password does not match the volume) is tests/e2e/test_startup_failure.py."""
 
@@ -8,7 +9,7 @@ import json
 
 import pytest
 
-from explain_startup import IMAGE_HINT, Container, hints_for, parse_ps, port_settings, read_example, trouble
+from helical_tools.explain_startup import IMAGE_HINT, Container, hints_for, parse_ps, port_settings, read_example, trouble
 
 EXAMPLE = read_example()
 AUTH_FAILED = ('sqlalchemy.exc.OperationalError: (psycopg2.OperationalError) connection to server at "postgres" '

@@ -12,10 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import load_test
 import pytest
 
 from loadtest import LoadConfig, ScaleConfig, compare_workers, run_load
+from loadtest import __main__ as load_test
 from loadtest.config import DAG_PARAM_NAMES
 from loadtest.driver import _Pacer
 

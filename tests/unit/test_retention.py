@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from retention import DAY, Retention, expired_logs, retention_from, staging_leftovers, sweep
+from housekeeping.retention import DAY, Retention, expired_logs, retention_from, staging_leftovers, sweep
 
 NOW = time.time()
 HEX = "0123456789abcdef" * 2

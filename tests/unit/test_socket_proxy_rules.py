@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from docker_policy.endpoints import API_VERSIONS, ENDPOINTS, Call
-from gateway_harness import CONFIG
 
+from docker_policy.endpoints import API_VERSIONS, ENDPOINTS, Call
 from helical_workflow.names import RUNNER_LABEL
+from tests.gateway_harness import CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "compose" / "docker-api.yaml").read_text())

@@ -2,7 +2,7 @@
 
 import json
 
-from trigger import why_failed
+from helical_tools.trigger import why_failed
 
 
 def test_a_failed_run_prints_each_datasets_error(tmp_path):

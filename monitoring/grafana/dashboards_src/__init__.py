@@ -2,7 +2,7 @@
 
 panels.py holds the shared building blocks and the layout; each dashboard module has a short
 `build()` that lists its variables and its rows, and one `row_<question>()` function per row that
-returns the row's title and panels. monitoring/grafana/build_dashboards.py writes (or checks) the JSON files.
+returns the row's title and panels. `make generate` (helical_tools/generate.py) writes (or checks) the JSON files.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from helical_workflow.names import CELERY_DEFAULT_QUEUE, CPU_QUEUE, GPU_QUEUE
+
 from .panels import Row, custom_variable, dashboard, datasource_variable, panel, quantile, query_variable, row
 
 
@@ -12,7 +14,7 @@ def build() -> dict:
         "Per Celery queue: work waiting (Redis and Airflow), workers online, throughput.",
         [
             datasource_variable(),
-            custom_variable("queue", "Queue", ["cpu", "gpu", "default"]),
+            custom_variable("queue", "Queue", [CPU_QUEUE, GPU_QUEUE, CELERY_DEFAULT_QUEUE]),
             query_variable("worker", "Worker", "label_values(flower_worker_online, worker)"),
         ],
         [row_how_much_work_waits(), row_how_long_work_waits(), row_who_does_the_work(), row_how_fast_work_drains()],

@@ -16,7 +16,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -27,12 +26,11 @@ import requests
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "scripts")]
-from bench_first_runner import epoch, first_starts, watch_container_starts  # noqa: E402
+from helical_tools.bench_first_runner import epoch, first_starts, watch_container_starts
+from helical_workflow.names import DAG_ID
+from loadtest.client import AirflowApi, fetch_token
 
-from loadtest.client import AirflowApi, fetch_token  # noqa: E402
-from loadtest.config import DAG_ID  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def compose_exec(service: str, *command: str) -> str:

@@ -3,7 +3,7 @@
 restarting, is unhealthy or could not start, with its state and the last lines of its log, read before anything
 recreates the container; then, for the causes we know, the cause and the fix.
 
-Usage: scripts/explain_startup.py docker compose -f compose.yaml ...   (the compose command make ran)
+Usage: scripts/helical_tools/explain_startup.py docker compose -f compose.yaml ...   (the compose command make ran)
 Standard library only: it runs on the host's python3, before any venv exists.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LOG_LINES = 25
-ENV_EXAMPLE = Path(__file__).resolve().parents[1] / "config" / ".env.example"
+ENV_EXAMPLE = Path(__file__).resolve().parents[2] / "config" / ".env.example"
 
 
 @dataclass(frozen=True)

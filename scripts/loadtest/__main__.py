@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Load-test `helical_model_workflow` through Airflow's REST API and write a report.
 
-    python scripts/load_test.py --runs 20 --concurrency 5 --device cpu --max-cells 200
-    python scripts/load_test.py --runs 12 --compare-workers 1,3      # runs `make scale WORKERS=n`
-    python scripts/load_test.py --from-records results/loadtest/<ts>/records.json   # re-render only
+    python -m loadtest --runs 20 --concurrency 5 --device cpu --max-cells 200
+    python -m loadtest --runs 12 --compare-workers 1,3      # runs `make scale WORKERS=n`
+    python -m loadtest --from-records results/loadtest/<ts>/records.json   # re-render only
 
 Reports land in results/loadtest/<ts>/ (report.json, report.md, latency.png, in_flight.png,
 per_worker.png, records.json); the last stdout line is the path of report.json (comparison.json in
@@ -13,7 +13,6 @@ per_worker.png, records.json); the last stdout line is the path of report.json (
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -21,15 +20,19 @@ from loadtest import LoadConfig, ScaleConfig, compare_workers, rebuild_report, r
 from loadtest.client import ApiError
 from loadtest.config import CLASSIFIER_MODES, DEVICES
 
+DEFAULTS = LoadConfig()
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The CLI of LoadConfig: its defaults (and the environment variables they read) are LoadConfig's own."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     load = p.add_argument_group("load")
-    load.add_argument("--runs", type=int, default=6, help="DAG runs to trigger (default 6)")
+    load.add_argument("--runs", type=int, default=DEFAULTS.runs, help="DAG runs to trigger (default %(default)s)")
     load.add_argument("--concurrency", type=int, help="max runs of ours in flight (default: no cap)")
     load.add_argument("--rate", type=float, help="trigger pace in runs/minute (default: all at once)")
-    load.add_argument("--timeout", type=float, default=1800, help="seconds for the whole load (default 1800)")
-    load.add_argument("--poll", type=float, default=3.0, help="seconds between state polls (default 3)")
+    load.add_argument("--timeout", type=float, default=DEFAULTS.timeout_s,
+                      help="seconds for the whole load (default %(default)s)")
+    load.add_argument("--poll", type=float, default=DEFAULTS.poll_s, help="seconds between state polls (default %(default)s)")
     params = p.add_argument_group("DAG params (left out of conf when unset, so DAG defaults apply)")
     params.add_argument("--data", action="append", default=[],
                         help="dataset path/glob as the DAG sees it; repeat to round-robin several")
@@ -39,24 +42,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     params.add_argument("--datasets-per-task", type=int, help="datasets per runner container (packing)")
     params.add_argument("--batch-size", type=int)
     api = p.add_argument_group("deployment")
-    api.add_argument("--url", default=os.environ.get("AIRFLOW_URL", "http://localhost:8080"),
+    api.add_argument("--url", default=DEFAULTS.url,
                      help="Airflow API server (env AIRFLOW_URL; default http://localhost:8080)")
-    api.add_argument("--username", default=os.environ.get("_AIRFLOW_WWW_USER_USERNAME", "admin"),
+    api.add_argument("--username", default=DEFAULTS.username,
                      help="env _AIRFLOW_WWW_USER_USERNAME; default admin")
-    api.add_argument("--password", default=os.environ.get("_AIRFLOW_WWW_USER_PASSWORD", "admin"),
+    api.add_argument("--password", default=DEFAULTS.password,
                      help="env _AIRFLOW_WWW_USER_PASSWORD; default admin")
-    api.add_argument("--token", default=os.environ.get("AIRFLOW_API_TOKEN"),
+    api.add_argument("--token", default=DEFAULTS.token,
                      help="ready JWT instead of username/password (env AIRFLOW_API_TOKEN)")
-    api.add_argument("--flower-url", default=os.environ.get("FLOWER_URL"),
+    api.add_argument("--flower-url", default=DEFAULTS.flower_url,
                      help="Flower, for each worker's host (and, with --compare-workers, to wait for the count; "
                           "env FLOWER_URL)")
-    api.add_argument("--flower-user", default=os.environ.get("FLOWER_USER"), help="env FLOWER_USER")
-    api.add_argument("--flower-password", default=os.environ.get("FLOWER_PASSWORD"), help="env FLOWER_PASSWORD")
-    api.add_argument("--dag-id", default="helical_model_workflow")
-    api.add_argument("--runner-task", default="run_runner_",
+    api.add_argument("--flower-user", default=DEFAULTS.flower_user, help="env FLOWER_USER")
+    api.add_argument("--flower-password", default=DEFAULTS.flower_password, help="env FLOWER_PASSWORD")
+    api.add_argument("--dag-id", default=DEFAULTS.dag_id)
+    api.add_argument("--runner-task", default=DEFAULTS.runner_task,
                      help="task id (prefix) of the runner tasks (default %(default)s; '' = detect)")
     out = p.add_argument_group("output")
-    out.add_argument("--out", type=Path, default=Path("results/loadtest"),
+    out.add_argument("--out", type=Path, default=DEFAULTS.out_root,
                      help="report root; a <ts>/ dir is made inside (default results/loadtest)")
     out.add_argument("--no-progress", action="store_true", help="no progress bars (CI logs)")
     out.add_argument("--keep-unfinished", action="store_true",

@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dags"))
 from helical_workflow.discovery import run_folder  # Airflow-free: the folder a run writes to
 from loadtest.client import TERMINAL_RUN_STATES, AirflowApi, ApiError
 

@@ -13,17 +13,12 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "dags")]
-from helical_workflow.contract import RUNNER_LABEL  # noqa: E402 - Airflow-free, read by host tools too
-from loadtest.client import AirflowApi  # noqa: E402
-from loadtest.config import DAG_ID  # noqa: E402
+from helical_workflow.names import DAG_ID, RUNNER_LABEL, RUNNER_LABELS
+from loadtest.client import AirflowApi
 
 DONE = {"success", "failed", "skipped", "upstream_failed", "removed"}
 
@@ -45,7 +40,7 @@ def first_starts(watch: subprocess.Popen) -> dict[str, float]:
     starts: dict[str, float] = {}
     for line in out.splitlines():
         event = json.loads(line)
-        run_id = event["Actor"]["Attributes"].get("helical.run_id", "")
+        run_id = event["Actor"]["Attributes"].get(RUNNER_LABELS["run_id"], "")
         starts[run_id] = min(starts.get(run_id, float("inf")), event["timeNano"] / 1e9)
     return starts
 

@@ -1,0 +1,1 @@
+"""Retention of task logs and staging leftovers (retention.py runs as a mounted file)."""
