@@ -20,7 +20,6 @@ from tests.harness import E2E, MAKE_VARS, ROOT, compose, docker_run_runner, make
 
 BIG = "chaos/big.h5ad"  # 80,000 cells: ~3 min on one CPU with the tiny model (460 cells/s); max_cells picks less
 BIG_NAME = "chaos__big"  # its output name in a run: the path under /data, folders joined by "__"
-CHAOS_COMPOSE = "tests/e2e/compose.chaos.yaml"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -105,6 +104,8 @@ def test_graceful_worker_stop_lets_the_running_task_finish(stack):
     docker("stop", "-t", "120", worker)  # the compose stop_grace_period: Celery's warm shutdown
     print(f"\ndocker stop of the worker took {time.monotonic() - stopped:.0f}s")
     assert_exactly_once(stack, run_id, [BIG_NAME])
+    (runner,) = [ti for ti in stack.task_instances(run_id) if ti["task_id"] == "run_runner_cpu"]
+    assert runner["try_number"] == 1, runner  # it finished on the stopped worker: no retry (docs/reliability.md)
     restore_workers()
 
 
@@ -130,7 +131,7 @@ def test_broker_or_database_restart_mid_run_is_ridden_out(stack, service):
 
 
 def test_a_backlog_outlives_the_queued_timeout_and_never_fails(stack):
-    # The test stack's queued timeout is 40 s (compose.chaos.yaml); production's is an hour. Either way a
+    # The test stack's queued timeout is 40 s (compose.test.yaml); production's is an hour. Either way a
     # task queued too long is requeued, never failed (num_stuck_in_queued_retries), so the length does not matter.
     make("scale", WORKERS="0")
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
@@ -148,7 +149,7 @@ def test_a_backlog_outlives_the_queued_timeout_and_never_fails(stack):
 
 
 def test_a_runner_over_its_memory_limit_is_retried_then_fails_naming_the_fix(stack):
-    # The test GPU worker runs its runners with a 300 MiB limit (compose.chaos.yaml): torch alone needs more.
+    # The test GPU worker runs its runners with a 300 MiB limit (compose.oom.yaml): torch alone needs more.
     compose("--profile", "gpu-test", "up", "-d", "--no-deps", "--wait", "airflow-worker-gpu-test",
             extra_files=("tests/e2e/compose.oom.yaml",))
     try:

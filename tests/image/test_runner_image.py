@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -142,3 +143,10 @@ def test_a_full_results_filesystem_fails_one_dataset_clearly_and_spares_the_othe
     assert sorted(listing) == ["big.failed.json", "pbmc_part_a", "pbmc_part_b", "synthetic_counts"], listing
     failure = json.loads(lines[-1])
     assert failure["exit_class"] == "unexpected" and "filesystem is full" in failure["error"], failure
+
+
+def test_the_image_is_the_size_the_readme_says():
+    stated = float(re.search(r"the runner image is ~(\d+) GiB", (ROOT / "README.md").read_text()).group(1))
+    size = int(subprocess.run(["docker", "image", "inspect", IMAGE, "-f", "{{.Size}}"], capture_output=True,
+                              text=True, check=True).stdout) / 2**30
+    assert abs(size - stated) < 1, f"{IMAGE} is {size:.1f} GiB; README.md says ~{stated:.0f} GiB"

@@ -51,3 +51,11 @@ def test_the_host_venv_tests_the_gateway_with_the_versions_the_images_run():
     dev = pinned(ROOT / "requirements-dev.lock")
     assert dev["h11"] == pinned(ROOT / "compose" / "docker-policy" / "requirements.lock")["h11"]
     assert dev["docker"] == pinned(ROOT / "compose" / "airflow" / "requirements.lock")["docker"]
+
+
+def test_the_runners_test_extra_is_what_its_test_image_installs():
+    """`pip install -e 'runner[test]'` (runner/README.md) gets what the runner's tests import."""
+    extra = re.search(r'^test = \[(.*)\]$', (ROOT / "runner" / "pyproject.toml").read_text(), re.M).group(1)
+    image = [line.strip() for line in (ROOT / "runner" / "requirements-test.in").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert re.findall(r'"([^"]+)"', extra) == image
