@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-import dashboards_src
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ROOT / "names.yaml"
@@ -165,26 +165,39 @@ def rendered(names: dict[str, Any]) -> dict[str, str]:
     files[NAMES_ENV] = names_env(names)
     for target in TEMPLATES:
         files[target] = header_for(target) + render_template((ROOT / f"{target}.in").read_text(), names)
-    # The Grafana dashboards: code in dashboards_src, which reads the names from helical_workflow.names.
-    files |= {f"{DASHBOARDS}/{name}": text for name, text in dashboards_src.render().items()}
     return files
+
+
+def rendered_dashboards() -> dict[str, str]:
+    """The Grafana dashboards: code in dashboards_src, which imports helical_workflow.names, so they are rendered
+    in a fresh interpreter once names.py is written (a renamed queue reaches the dashboards' variables)."""
+    code = "import json, dashboards_src; print(json.dumps(dashboards_src.render()))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return {f"{DASHBOARDS}/{name}": text for name, text in json.loads(done.stdout).items()}
+
+
+def compare(files: dict[str, str], write: bool) -> list[str]:
+    """The paths whose text differs from `files`' (their diff printed), each rewritten when `write`."""
+    stale = []
+    for path, text in files.items():
+        current = (ROOT / path).read_text() if (ROOT / path).exists() else ""
+        if current == text:
+            continue
+        stale.append(path)
+        if write:
+            (ROOT / path).write_text(text)
+        else:
+            sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
+                                                       f"{path} (committed)", f"{path} (generated)", n=1))
+    return stale
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare, write nothing; exit 1 on any difference")
     args = parser.parse_args(argv)
-    stale = []
-    for path, text in rendered(load_names()).items():
-        current = (ROOT / path).read_text() if (ROOT / path).exists() else ""
-        if current == text:
-            continue
-        stale.append(path)
-        if args.check:
-            sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
-                                                       f"{path} (committed)", f"{path} (generated)", n=1))
-        else:
-            (ROOT / path).write_text(text)
+    stale = compare(rendered(load_names()), write=not args.check)
+    stale += compare(rendered_dashboards(), write=not args.check)
     if args.check and stale:
         print(f"\nnot what `make generate` renders from names.yaml: {', '.join(stale)} (run make generate)")
         return 1

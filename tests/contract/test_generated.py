@@ -18,7 +18,10 @@ def test_a_hand_edit_of_a_generated_copy_is_caught(tmp_path, monkeypatch):
     (copy / "names.env").write_text(generate.names_env(generate.load_names()).replace("=cpu\n", "=cpus\n", 1))
     monkeypatch.setattr(generate, "ROOT", tmp_path)
     monkeypatch.setattr(generate, "rendered", lambda names: {"config/names.env": generate.names_env(names)})
+    monkeypatch.setattr(generate, "rendered_dashboards", dict)
     assert generate.main(["--check"]) == 1
+    (copy / "names.env").write_text(generate.names_env(generate.load_names()))  # and the untouched copy passes
+    assert generate.main(["--check"]) == 0
 
 
 def test_a_queue_name_a_worker_name_cannot_carry_is_refused(tmp_path):
