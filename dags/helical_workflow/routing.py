@@ -41,7 +41,7 @@ def route_to_queue(device: str, queues: set[str]) -> str:
         return GPU_QUEUE
     if device == "gpu":
         raise NoGpuWorkerError(
-            "device=gpu but no live Celery worker consumes the 'gpu' queue: start one with "
+            f"device=gpu but no live Celery worker consumes the {GPU_QUEUE!r} queue: start one with "
             "`make up GPU=1` (needs the NVIDIA driver and container toolkit), or trigger with device=auto or cpu."
         )
     return CPU_QUEUE

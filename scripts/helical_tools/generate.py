@@ -36,6 +36,10 @@ TEMPLATES = (
     "monitoring/prometheus/tests/queues_test.yml",
     "config/.env.example",
     "docs/contracts.md",
+    "kubernetes/values.yaml",
+    "kubernetes/values-gpu.yaml",
+    "kubernetes/base/runner-networkpolicy.yaml",
+    "kubernetes/base/settings.env",
 )
 PLACEHOLDER = re.compile(r"@@([a-z_:.]+)@@")
 QUEUE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")

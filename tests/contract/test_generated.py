@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from helical_tools import generate
@@ -26,6 +28,6 @@ def test_a_hand_edit_of_a_generated_copy_is_caught(tmp_path, monkeypatch):
 
 def test_a_queue_name_a_worker_name_cannot_carry_is_refused(tmp_path):
     names = tmp_path / "names.yaml"
-    names.write_text(generate.NAMES.read_text().replace("  gpu: gpu\n", "  gpu: gpu-fast\n"))
+    names.write_text(re.sub(r"^  gpu: .*$", "  gpu: gpu-fast", generate.NAMES.read_text(), flags=re.M))
     with pytest.raises(generate.NamesError, match=r"gpu=.gpu-fast.: worker names are <queue>@<host>"):
         generate.load_names(names)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from helical_workflow.contract import QUEUES, RUN_PARAM_NAMES
-from helical_workflow.names import DAG_ID
+from helical_workflow.names import CPU_QUEUE, DAG_ID, GPU_QUEUE
 
 
 def test_every_dag_imports_without_errors_or_warnings(dag_bag_load):
@@ -47,7 +47,7 @@ def test_every_task_retries(dag_bag):
 
 def test_runner_tasks_are_mapped_per_dataset_and_routed(workflow):
     cpu, gpu = workflow.get_task("run_runner_cpu"), workflow.get_task("run_runner_gpu")
-    assert cpu.queue == "cpu" and gpu.queue == "gpu"
+    assert cpu.queue == CPU_QUEUE and gpu.queue == GPU_QUEUE
     assert cpu.is_mapped and gpu.is_mapped
     # CPU runners take a slot of the pool that bounds them to the host's CPUs (compose/airflow/init.sh).
     from helical_workflow.settings import RUNNER_POOL

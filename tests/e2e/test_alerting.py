@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from helical_workflow.names import CPU_QUEUE
 from tests.harness import ALERT_UNDER_TEST, E2E, ROOT, make
 
 RECORD = E2E / "alerts" / "alerts.jsonl"  # what the receiver got, one POST body a line
@@ -27,7 +28,7 @@ def received_firing(since: float) -> list[tuple[dict[str, Any], dict[str, Any]]]
     for record in map(json.loads, lines):
         for alert in record["body"]["alerts"] if record["received_at"] >= since else []:
             labels = alert["labels"]
-            if (labels.get("alertname"), labels.get("queue"), alert["status"]) == (ALERT_UNDER_TEST, "cpu", "firing"):
+            if (labels.get("alertname"), labels.get("queue"), alert["status"]) == (ALERT_UNDER_TEST, CPU_QUEUE, "firing"):
                 found.append((record["body"], alert))
     return found
 
@@ -45,7 +46,7 @@ def test_a_queue_without_workers_pages_through_alertmanager_with_its_runbook(sta
         # Alertmanager's own view (its UI and API) shows it while it fires.
         shown = requests.get(f"{stack.alertmanager}/api/v2/alerts", params={"filter": f'alertname="{ALERT_UNDER_TEST}"'},
                              timeout=30).json()
-        assert [a["labels"]["queue"] for a in shown if a["status"]["state"] == "active"] == ["cpu"], shown
+        assert [a["labels"]["queue"] for a in shown if a["status"]["state"] == "active"] == [CPU_QUEUE], shown
     finally:
         make("scale", WORKERS="2")
     notification, alert = got[0]

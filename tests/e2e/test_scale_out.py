@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from helical_workflow.names import GPU_QUEUE
 from loadtest.flower import worker_status
 from loadtest.stats import hosts_by_container
 from tests.compose_config import CORE_SECRETS
@@ -171,7 +172,7 @@ def test_device_auto_routes_to_a_gpu_host(stack, checkout, hosts):
         run_id = stack.trigger("scaleout_auto", device="auto", data=f"{SCALE_OUT}/s0.h5ad", max_cells=40)
         assert stack.wait(run_id) == "success", stack.explain(run_id)
         (runner,) = runners(stack, run_id, "run_runner_gpu")
-        assert runner["queue"] == "gpu" and host_of(stack, runner) == GPU_HOST, runner
+        assert runner["queue"] == GPU_QUEUE and host_of(stack, runner) == GPU_HOST, runner
         assert "gpu mode test" in (stack.api.log_tail(runner, 400) or "")
     finally:
         worker_host(checkout, "worker-host-down", HOST_NAME=GPU_HOST)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import requests
 
+from helical_workflow.names import CPU_QUEUE, GPU_QUEUE
 from tests.harness import E2E, compose, make
 from tests.monitoring.live_checks import by_label, value, wait_for
 
@@ -45,7 +46,7 @@ def test_three_datasets_run_on_several_workers(stack):
     workers = {ti["hostname"] for ti in runners}
     assert len(workers) >= 2, f"all mapped runner tasks ran on {workers}"
     ran = [ti for ti in stack.task_instances(run_id) if ti["state"] != "skipped"]
-    assert {ti["queue"] for ti in ran} == {"cpu"}, ran
+    assert {ti["queue"] for ti in ran} == {CPU_QUEUE}, ran
 
 
 def test_a_pack_of_datasets_keeps_each_output_and_error_its_own(stack):
@@ -90,17 +91,18 @@ def test_gpu_without_gpu_worker_fails_fast_with_the_fix(stack):
     assert time.monotonic() - started < 120, "device=gpu without a GPU worker should fail fast, not queue"
     choose = runner_tis(stack, run_id, "choose_queue")[0]
     assert choose["state"] == "failed" and choose["try_number"] == 1, "no retries for a routing error"
-    assert "no live Celery worker consumes the 'gpu' queue" in (stack.api.log_tail(choose, 60) or "")
+    assert f"no live Celery worker consumes the {GPU_QUEUE!r} queue" in (stack.api.log_tail(choose, 60) or "")
     assert not (stack.results / run_id / "pbmc_part_a").exists()
 
 
 def test_backlog_shows_in_redis_queue_depth_and_drains(stack):
     make("scale", WORKERS="0")
     run_id = stack.trigger("backlog", device="cpu", data="pbmc_part_b.h5ad", max_cells=50)
-    depth = 'queue:redis_queue_depth:sum{queue="cpu"}'
+    depth = f'queue:redis_queue_depth:sum{{queue="{CPU_QUEUE}"}}'
     wait_for(stack.prometheus, depth, lambda r: value(r) >= 1, 180)
     # The scheduler's view of the same backlog (a gauge sent every ti_metrics_interval, 30 s).
-    wait_for(stack.prometheus, 'sum(airflow_task_instances{state="queued", queue="cpu"})', lambda r: value(r) >= 1, 180)
+    wait_for(stack.prometheus, f'sum(airflow_task_instances{{state="queued", queue="{CPU_QUEUE}"}})',
+             lambda r: value(r) >= 1, 180)
     make("scale", WORKERS="2")
     assert stack.wait(run_id) == "success", stack.explain(run_id)
     wait_for(stack.prometheus, depth, lambda r: bool(r) and value(r) == 0, 180)
@@ -110,11 +112,11 @@ def test_flower_metrics_list_every_worker(stack):
     running = len(compose("ps", "-q", "airflow-worker").split())  # whatever an earlier test scaled to
     workers = requests.get(f"{stack.flower}/api/workers", params={"refresh": "true"}, auth=stack.flower_auth,
                            timeout=30).json()
-    assert len([w for w in workers if w.startswith("cpu@")]) == running, workers
+    assert len([w for w in workers if w.startswith(f"{CPU_QUEUE}@")]) == running, workers
     wait_for(stack.prometheus, "flower_worker_online == 1",
              lambda r: set(workers) <= set(by_label(r, "worker")), 180)
     wait_for(stack.prometheus, "queue:flower_workers_online:sum",
-             lambda r: by_label(r, "queue").get("cpu") == running, 180)
+             lambda r: by_label(r, "queue").get(CPU_QUEUE) == running, 180)
 
 
 def test_gpu_route_runs_on_the_test_gpu_worker(stack):
@@ -126,7 +128,7 @@ def test_gpu_route_runs_on_the_test_gpu_worker(stack):
         container = compose("--profile", "gpu-test", "ps", "-q", "airflow-worker-gpu-test").strip()
         gpu_worker_host = subprocess.run(["docker", "inspect", "-f", "{{.Config.Hostname}}", container],
                                          capture_output=True, text=True, check=True).stdout.strip()
-        assert runner["queue"] == "gpu" and runner["hostname"] == gpu_worker_host, runner
+        assert runner["queue"] == GPU_QUEUE and runner["hostname"] == gpu_worker_host, runner
         log = stack.api.log_tail(runner, 400) or ""
         assert "gpu mode test" in log, log[-2000:]
         assert_complete_outputs(stack.results / run_id, "synthetic_counts")

@@ -10,6 +10,7 @@ import base64
 import json
 import time
 
+from helical_workflow.names import CPU_QUEUE
 from tests.harness import E2E, compose
 from tests.monitoring.live_checks import query, value, wait_for
 from tests.monitoring.promql_names import dashboard_expressions, metric_names, recorded_names, rule_expressions
@@ -70,7 +71,7 @@ def test_statsd_exporter_served_every_scrape_without_duplicates(stack):
         return any(all(lab.get(k) == v for k, v in want.items()) for lab in page.labels(name))
 
     dag = "helical_model_workflow"
-    assert seen("airflow_task_instances", state="queued", queue="cpu", dag_id=dag)
+    assert seen("airflow_task_instances", state="queued", queue=CPU_QUEUE, dag_id=dag)
     assert seen("airflow_ti_start_total", task_id="run_runner_cpu") and seen("airflow_ti_start_total", task_id="run_runner_gpu")
     assert seen("airflow_ti_finish_total", task_id="choose_queue", state="failed")  # the device=gpu fail-fast
     assert seen("airflow_ti_finish_total", task_id="run_runner_cpu", state="failed")  # the corrupt dataset

@@ -14,6 +14,7 @@ from helical_workflow.capacity import (
     from_environment,
     worker_environment,
 )
+from helical_workflow.names import CPU_QUEUE, GPU_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,11 +40,11 @@ def test_slots_come_from_the_settings_or_the_host():
     assert from_environment(env) == Capacity(cpu_slots=40, gpu_slots=6)
     assert from_environment({**env, "HELICAL_GPU_RUNNER_SLOTS": "16"}).gpu_slots == 16  # a cluster's GPU hosts
     assert worker_environment(env) == {"AIRFLOW__CELERY__WORKER_CONCURRENCY": "6"}
-    assert worker_environment({"CELERY_QUEUE": "cpu"}) == {} == worker_environment({"CELERY_QUEUE": "gpu-test"})
+    assert worker_environment({"CELERY_QUEUE": CPU_QUEUE}) == {} == worker_environment({"CELERY_QUEUE": f"{GPU_QUEUE}-test"})
     with pytest.raises(CapacityError, match=r"RUNNER_SLOTS.*not a whole number"):
         from_environment({"HELICAL_RUNNER_SLOTS": "many"})
     with pytest.raises(CapacityError, match="GPU_DEVICES"):
-        worker_environment({"CELERY_QUEUE": "gpu"})
+        worker_environment({"CELERY_QUEUE": GPU_QUEUE})
 
 
 def test_the_launcher_hands_every_derived_setting_to_the_command_it_becomes():
@@ -57,7 +58,7 @@ def test_the_launcher_hands_every_derived_setting_to_the_command_it_becomes():
 
 def test_the_launcher_refuses_what_cannot_work_naming_it():
     done = subprocess.run([sys.executable, "-m", "helical_workflow.launch", "env"], cwd=ROOT / "dags",
-                          env={"CELERY_QUEUE": "gpu", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+                          env={"CELERY_QUEUE": GPU_QUEUE, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
     assert done.returncode != 0 and "GPU_DEVICES" in done.stderr and not done.stdout
 
 
