@@ -54,16 +54,24 @@ MAKE_VARS = {
 ALERT_UNDER_TEST, ALERT_TEST_FOR = "CeleryQueueHasNoWorker", "30s"
 
 
+def user_environment() -> dict[str, str]:
+    """This process's environment without what a `make` above it exported from .env: a setting in the environment
+    wins over .env (as in compose), so an inherited copy would hide a change the test makes to .env, as it would
+    not for a user typing `make` in a shell."""
+    settings = set(env_file()) if (ROOT / ".env").exists() else set()
+    return {key: value for key, value in os.environ.items() if key not in settings}
+
+
 def make(*args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess:
     variables = [f"{k}={v}" for k, v in {**MAKE_VARS, **extra}.items()]
-    return subprocess.run(["make", *args, *variables], cwd=ROOT, check=check, text=True)
+    return subprocess.run(["make", *args, *variables], cwd=ROOT, check=check, text=True, env=user_environment())
 
 
 def make_captured(*args: str, **extra: str) -> subprocess.CompletedProcess:
     """`make` as above, never raising: its return code and output (stdout and stderr together) for the test."""
     variables = [f"{k}={v}" for k, v in {**MAKE_VARS, **extra}.items()]
     return subprocess.run(["make", *args, *variables], cwd=ROOT, text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT)
+                          stderr=subprocess.STDOUT, env=user_environment())
 
 
 def compose(*args: str, extra_files: tuple[str, ...] = (), env: dict[str, str] | None = None) -> str:
@@ -71,7 +79,7 @@ def compose(*args: str, extra_files: tuple[str, ...] = (), env: dict[str, str] |
     overridden by `env`), returning stdout."""
     files = ["compose.yaml", "compose/docker-compose.cluster.yaml", *MAKE_VARS["COMPOSE_EXTRA_FILES"].split()[1::2],
              *extra_files]
-    env = {**os.environ, **names_env(), **MAKE_VARS, **(env or {})}
+    env = {**user_environment(), **names_env(), **MAKE_VARS, **(env or {})}
     return subprocess.run(["docker", "compose", *(flag for f in files for flag in ("-f", f)), *args],
                           cwd=ROOT, env=env, check=True, text=True, capture_output=True).stdout
 

@@ -12,7 +12,7 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk.exceptions import AirflowException
 from docker.types import DeviceRequest, Mount
 
-from helical_workflow.contract import RUNNER_DATA_DIR, RUNNER_LABEL, RUNNER_MODELS_DIR, RUNNER_RESULTS_DIR
+from helical_workflow.contract import RUNNER_DATA_DIR, RUNNER_LABEL, RUNNER_MODELS_DIR, RUNNER_RESULTS_DIR, runner_summary
 from helical_workflow.discovery import PlannedDataset
 from helical_workflow.gpu_slots import DEVICE_LABEL, SLOT_LABEL, GpuSlot, hold_gpu_slot
 from helical_workflow.names import RUNNER_LABELS
@@ -22,7 +22,6 @@ from helical_workflow.runner_launch import (
     pack_name,
     plan_launch,
     runner_failure,
-    runner_summary,
 )
 from helical_workflow.settings import load_settings
 

@@ -8,6 +8,7 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.sdk.exceptions import AirflowException
 from kubernetes.client import models as k8s
 
+from helical_workflow.contract import runner_summary
 from helical_workflow.discovery import PlannedDataset
 from helical_workflow.pod_settings import load_pod_settings, memory_quantity
 from helical_workflow.pod_spec import (
@@ -25,7 +26,6 @@ from helical_workflow.runner_launch import (
     pack_name,
     plan_launch,
     runner_failure,
-    runner_summary,
 )
 from helical_workflow.settings import load_settings
 

@@ -9,14 +9,14 @@ The guarantees and measured times are in docs/reliability.md.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable
 
 import pytest
 
-from tests.harness import E2E, MAKE_VARS, ROOT, compose, docker_run_runner, make
+from tests.compose_config import names_env
+from tests.harness import E2E, MAKE_VARS, ROOT, compose, docker_run_runner, make, user_environment
 
 BIG = "chaos/big.h5ad"  # 80,000 cells: ~3 min on one CPU with the tiny model (460 cells/s); max_cells picks less
 BIG_NAME = "chaos__big"  # its output name in a run: the path under /data, folders joined by "__"
@@ -172,7 +172,8 @@ def test_a_task_outliving_the_visibility_timeout_is_failed_so_the_launcher_refus
     short = {"AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "20"}
     refused = subprocess.run(["docker", "compose", "-f", "compose.yaml", "--profile", "gpu-test", "run", "--rm",
                               "--no-deps", "-e", f"{next(iter(short))}=20", "airflow-worker-gpu-test"],
-                             cwd=ROOT, env={**os.environ, **MAKE_VARS}, capture_output=True, text=True, timeout=300)
+                             cwd=ROOT, env={**user_environment(), **names_env(), **MAKE_VARS}, capture_output=True,
+                             text=True, timeout=300)
     assert refused.returncode != 0 and "shorter than a runner task may run" in refused.stderr, refused.stderr[-2000:]
     override = ("tests/e2e/compose.visibility.yaml",)
     compose("--profile", "gpu-test", "up", "-d", "--no-deps", "--wait", "airflow-worker-gpu-test", extra_files=override)

@@ -8,13 +8,13 @@ small compose projects of their own: a few services each, no stack needed, nothi
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import MAKE_VARS, ROOT, make_captured
+from tests.compose_config import names_env
+from tests.harness import MAKE_VARS, ROOT, make_captured, user_environment
 
 FIRST, SECOND = "helical-startup-check", "helical-startup-check-2"
 # No cluster mode (it would publish Postgres on the e2e stack's port), no test overrides, no profiles.
@@ -28,7 +28,7 @@ def make_up(project: str, services: str, **variables: str) -> subprocess.Complet
 
 def remove_project(project: str) -> None:
     subprocess.run(["docker", "compose", "-f", "compose.yaml", "--profile", "*", "down", "--volumes", "--remove-orphans"],
-                   cwd=ROOT, env={**os.environ, **MAKE_VARS, **SMALL, "COMPOSE_PROJECT_NAME": project},
+                   cwd=ROOT, env={**user_environment(), **names_env(), **MAKE_VARS, **SMALL, "COMPOSE_PROJECT_NAME": project},
                    capture_output=True, check=False)
 
 
