@@ -11,3 +11,5 @@ EXIT_OK, EXIT_DATASET_FAILED, EXIT_CONFIG, EXIT_UNEXPECTED, EXIT_TERMINATED = 0,
 DATA_DIR, OUTPUT_DIR, MODEL_DIR = "/data", "/results", "/models"
 DEVICES = ("auto", "cpu", "cuda")
 CLASSIFIER_MODES = ("auto", "on", "off")
+# ENCODER: auto picks one of the other two (metrics.json `encoder` names it).
+ENCODERS = ("auto", "helical", "packed")
