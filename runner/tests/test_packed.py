@@ -185,6 +185,13 @@ def test_auto_takes_packed_on_cuda_only_where_it_agrees(small, caplog) -> None:
     with pytest.raises(ConfigError, match="ENCODER=packed"):
         choose_encoder("packed", cuda, helical, lambda: packed, disagree)
 
+    def no_kernel(a, b):
+        raise RuntimeError("no kernel image is available")
+
+    assert choose_encoder("auto", cuda, helical, lambda: packed, no_kernel) is helical
+    with pytest.raises(ConfigError, match=r"failed on the probe cells \(RuntimeError: no kernel image"):
+        choose_encoder("packed", cuda, helical, lambda: packed, no_kernel)
+
 
 def test_the_cli_with_encoder_packed_writes_what_helical_writes(run_cli, counts_file, tmp_path) -> None:
     import anndata as ad

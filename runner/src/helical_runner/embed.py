@@ -44,8 +44,8 @@ from helical_runner.startup import StartupClock
 LOG = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 10.0
-# Batches built ahead of the GPU: enough to hide one slow batch, few enough to keep pinned memory small.
-PREFETCH_BATCHES = 3
+# Batches built ahead of the GPU: enough to cover reading the next chunk, few enough to keep pinned memory small.
+PREFETCH_BATCHES = 8
 
 T = TypeVar("T")
 
