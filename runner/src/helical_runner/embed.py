@@ -148,7 +148,8 @@ class EmbedTiming:
 class InFlight:
     rows: np.ndarray
     host: Any  # pinned torch tensor the embeddings are copied into
-    done: Any  # torch.cuda.Event recorded after that copy
+    start: Any  # torch.cuda.Event recorded before the batch's first operation
+    done: Any  # torch.cuda.Event recorded after the copy back
 
 
 class Embedder:
@@ -234,7 +235,7 @@ class Embedder:
         if self.on_gpu:
             batches = prefetched(batches, PREFETCH_BATCHES)
         in_flight: list[InFlight] = []
-        spans = []  # (start, end) CUDA events per batch, read once at the end
+        timing.device_seconds = 0.0 if self.on_gpu else None
         started = waited = time.perf_counter()
         # closing: a failure here (CUDA out of memory...) stops the prefetch thread at once.
         with contextlib.closing(batches), torch.inference_mode(), self._autocast():
@@ -244,28 +245,25 @@ class Embedder:
                 timing.batches += 1
                 timing.tokens += batch.tensors["genes"].numel()
                 if self.on_gpu:
-                    spans.append(torch.cuda.Event(enable_timing=True))
-                    spans[-1].record()
+                    start, done = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    start.record()
                 tensors = {k: v.to(self.device, non_blocking=True) for k, v in batch.tensors.items()}
                 embeddings = encoder.embed(tensors, batch, self.weights_dtype)
                 if self.on_gpu:
                     host = torch.empty(embeddings.shape, dtype=embeddings.dtype, pin_memory=True)
                     host.copy_(embeddings, non_blocking=True)
-                    in_flight.append(InFlight(batch.rows, host, torch.cuda.Event(enable_timing=True)))
-                    in_flight[-1].done.record()
-                    spans.append(in_flight[-1].done)
-                    self._collect(in_flight, out, progress, wait=False)
+                    done.record()
+                    in_flight.append(InFlight(batch.rows, host, start, done))
+                    self._collect(in_flight, out, progress, timing, wait=False)
                 else:
                     out[batch.rows] = embeddings.numpy()
                     progress.advance(batch.rows.size)
                 self._mark_first_batch(in_flight)
                 waited = time.perf_counter()
                 timing.host_launch_seconds += waited - launched
-            self._collect(in_flight, out, progress, wait=True)
+            self._collect(in_flight, out, progress, timing, wait=True)
         timing.host_readback_seconds = time.perf_counter() - waited
         timing.seconds = time.perf_counter() - started
-        if spans:
-            timing.device_seconds = sum(a.elapsed_time(b) for a, b in zip(spans[::2], spans[1::2], strict=True)) / 1e3
         if timing.cells != n_cells:
             raise RuntimeError(f"{name}: {timing.cells} cells arrived for embedding, {n_cells} were expected")
         progress.advance(n_cells - progress.done)  # cells without genes count as done
@@ -279,10 +277,12 @@ class Embedder:
             self.clock.mark("first_batch")
 
     @staticmethod
-    def _collect(in_flight: list[InFlight], out: np.ndarray, progress: Progress, wait: bool) -> None:
-        """Results whose copy has finished (all of them when `wait`), into `out`, oldest first."""
+    def _collect(in_flight: list[InFlight], out: np.ndarray, progress: Progress, timing: EmbedTiming,
+                 wait: bool) -> None:
+        """Results whose copy has finished (all of them when `wait`), into `out`, oldest first; their GPU time."""
         while in_flight and (wait or in_flight[0].done.query()):
             item = in_flight.pop(0)
             item.done.synchronize()
             out[item.rows] = item.host.numpy()
             progress.advance(item.rows.size)
+            timing.device_seconds += item.start.elapsed_time(item.done) / 1e3
