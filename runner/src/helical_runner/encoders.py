@@ -6,8 +6,8 @@
 Both give the runner's cell embedding: the mean of the last layer over a cell's genes (<cls> and padding left
 out), L2-normalised, float32.
 
-ENCODER=auto runs `packed` on CUDA and `helical` on CPU (where the runner already sorts cells by length, so
-there is little padding to save, and `helical` is what docs/benchmarks/ measured). `packed` is used only once it
+ENCODER=auto runs `packed` on CUDA and `helical` on CPU (the path docs/benchmarks/ holds to the >= 3x target on
+the AMX reference machine; `packed` has been measured on CPU only on another, loaded box). `packed` is used only once it
 has agreed with `helical` on a probe batch (cells of very different lengths, on this device, with these weights,
 at this precision): per-cell cosine >= MIN_COSINE. Otherwise auto falls back to `helical` with a warning, and
 ENCODER=packed is a configuration error.
@@ -38,7 +38,7 @@ PROBE_GENES = (1, 6, 37, 130, 300, 300)
 
 @dataclass
 class Batch:
-    rows: np.ndarray  # the cells' row numbers in their chunk
+    rows: np.ndarray  # the cells' rows: in their chunk from build(), in the dataset once the Embedder has it
     tensors: dict[str, torch.Tensor]  # host tensors (pinned on CUDA), copied to the device as they are
     max_len: int  # the longest cell's tokens
     uniform: bool  # every cell has max_len tokens
