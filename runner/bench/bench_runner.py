@@ -9,6 +9,7 @@ pbmc68k_reduced, log-normalised):
              get_embeddings on the whole AnnData (file downloads disabled, the files are present);
   runner     `helical-runner` as shipped (PRECISION=auto);
   runner-fp32 the runner with bf16 off, to separate the levers (length-sorted batches vs bf16);
+  runner-packed the runner with ENCODER=packed (Helical's modules on packed tokens; auto keeps it for CUDA);
   reference  naive with batch_size=1: Helical's own embedding with no padding, which is what the runner
              computes at any batch size (it leaves padding out of the mean; Helical averages it in).
 Each path runs in its own process and reports its own peak RSS (VmHWM, which exec resets; wait4's
@@ -18,10 +19,7 @@ Part 2, memory: peak RSS of the runner at N and 10*N synthetic cells with the ti
 ratio <= 1.3, i.e. memory does not grow with the number of cells beyond the outputs themselves).
 
 `--device cuda` (on a GPU machine; ../shared/gpu-bench/README.md without Docker) measures the GPU case instead:
-8,000 synthetic raw-count cells expressing ~1,500 of 4,000 real genes each (every sequence at scGPT's 1,200-gene
-cap, so no path pads and all compute the same function), the naive path (Helical's fp16 autocast) at batch 24,
-the runner in bf16 at batch 24, 64 and 256 and in fp32 at 64, each with the GPU's busy share while it embeds
-(nvidia-smi, sampled every 100 ms).
+bench_gpu.py says what.
 """
 
 from __future__ import annotations
@@ -80,11 +78,11 @@ def child_measured(hwm_file: Path, module_args: list[str]) -> None:
             raise
 
 
-def run_measured(cmd: list[str], hwm_file: Path) -> tuple[str, float, float]:
+def run_measured(cmd: list[str], hwm_file: Path, timeout: float | None = None) -> tuple[str, float, float]:
     """(stdout, wall seconds, peak RSS MiB) of a child process that writes its VmHWM to hwm_file."""
     started = time.perf_counter()
     hwm_file.unlink(missing_ok=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
@@ -112,6 +110,8 @@ def child_naive(model_dir: Path, data: Path, batch_size: int, out: Path, device:
     started = time.perf_counter()
     # Raw counts (the GPU case) are checked as such; pbmc68k_reduced's values are log-normalised.
     dataset = model.process_data(adata, use_raw_counts=device == "cuda")
+    from bench_gpu import GpuBusy
+
     with torch.inference_mode(), GpuBusy(device == "cuda") as gpu:
         embeddings = model.get_embeddings(dataset)
     seconds = time.perf_counter() - started
@@ -121,46 +121,27 @@ def child_naive(model_dir: Path, data: Path, batch_size: int, out: Path, device:
                       "gpu_busy": gpu.busy()}))
 
 
-def child_embed(model_dir: Path, data: Path, batch_size: int, precision: str) -> None:
-    """The runner's Embedder alone on the GPU, after a warm-up: its rate and the GPU's busy share while it runs."""
-    import anndata as ad
-
-    from helical_runner.embed import Embedder
-    from helical_runner.model import load_model
-    from helical_runner.validate import map_genes
-
-    loaded = load_model(model_dir, "cuda")
-    embedder = Embedder(loaded, "cuda", precision, batch_size)
-    adata = ad.read_h5ad(data)
-    mapping = map_genes(data, adata.var, loaded.vocab, None)
-    matrix = adata.X[:, mapping.columns].tocsr()
-    embedder.embed_matrix(matrix[:512], mapping.token_ids)  # CUDA context, kernels, allocator
-    chunks = (matrix[i:i + 2048] for i in range(0, matrix.shape[0], 2048))
-    with GpuBusy(True) as gpu:
-        started = time.perf_counter()
-        embedder.embed_chunks(chunks, matrix.shape[0], mapping.token_ids, "bench")
-        seconds = time.perf_counter() - started
-    print(json.dumps({"cells_per_second": matrix.shape[0] / seconds, "gpu_busy": gpu.busy()}))
-
-
 def runner_cmd(data: Path, model_dir: Path, out_dir: Path, batch_size: int, precision: str, hwm: Path,
-               device: str = "cpu") -> list[str]:
+               device: str = "cpu", extra: tuple[str, ...] = ()) -> list[str]:
     return [sys.executable, str(HERE), "--child-measured", str(hwm),
             "--data", str(data), "--model-dir", str(model_dir),
             "--output-dir", str(out_dir), "--batch-size", str(batch_size), "--classifier", "off",
-            "--precision", precision, "--device", device]
+            "--precision", precision, "--device", device, *extra]
 
 
-def run_runner(data: Path, model_dir: Path, out_dir: Path, batch_size: int, precision: str, device: str = "cpu"
-               ) -> tuple[dict, float, np.ndarray]:
+def run_runner(data: Path, model_dir: Path, out_dir: Path, batch_size: int, precision: str, device: str = "cpu",
+               extra: tuple[str, ...] = (), timeout: float | None = None) -> tuple[dict, float, np.ndarray, dict]:
+    """The runner's CLI in its own process: (summary entry, peak RSS MiB, embeddings, metrics.json)."""
     import anndata as ad
 
     hwm = out_dir.with_suffix(".hwm")
-    stdout, _, rss = run_measured(runner_cmd(data, model_dir, out_dir, batch_size, precision, hwm, device), hwm)
+    stdout, _, rss = run_measured(runner_cmd(data, model_dir, out_dir, batch_size, precision, hwm, device, extra),
+                                  hwm, timeout)
     summary = json.loads(stdout.strip().splitlines()[-1])
     entry = summary["datasets"][0]
     embeddings = ad.read_h5ad(Path(entry["output_dir"]) / "embeddings.h5ad").obsm["X_scgpt"]
-    return entry, rss, embeddings
+    metrics = json.loads((Path(entry["output_dir"]) / "metrics.json").read_text())
+    return entry, rss, embeddings, metrics
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -190,8 +171,9 @@ def speed_part(work: Path, cells: int, batch_size: int, vocab: Path) -> None:
         stdout, _, rss = run_measured([sys.executable, str(HERE), "--child-naive", str(model_dir), str(data),
                                        str(bs), str(out)], out.with_suffix(".hwm"))
         results[name] = (json.loads(stdout.strip().splitlines()[-1])["cells_per_second"], rss, np.load(out))
-    for name, precision in (("runner", "auto"), ("runner-fp32", "fp32")):
-        entry, rss, emb = run_runner(data, model_dir, work / f"out-{name}", batch_size, precision)
+    for name, precision, extra in (("runner", "auto", ()), ("runner-fp32", "fp32", ()),
+                                   ("runner-packed", "auto", ("--encoder", "packed"))):
+        entry, rss, emb, _ = run_runner(data, model_dir, work / f"out-{name}", batch_size, precision, "cpu", extra)
         results[name] = (entry["cells_per_second"], rss, emb)
     naive_rate, naive_rss, naive_emb = results["naive"]
     ref_emb = results["reference"][2]
@@ -201,64 +183,6 @@ def speed_part(work: Path, cells: int, batch_size: int, vocab: Path) -> None:
         vs_naive, vs_ref = cosine(emb, naive_emb), cosine(emb, ref_emb)
         print(f"{name:<12} {rate:8.2f} {rate / naive_rate:8.2f} {rss:13.0f} {rss / naive_rss:12.2f} "
               f"{vs_naive[0]:10.4f}/{vs_naive[1]:.4f} {vs_ref[0]:10.4f}/{vs_ref[1]:.4f}")
-
-
-class GpuBusy:
-    """The GPU's utilisation (nvidia-smi: the share of each 100 ms with a kernel running) over a `with` block
-    that embeds and does nothing else; off (busy() is None) when `on` is false."""
-
-    def __init__(self, on: bool) -> None:
-        self.on, self.samples = on, []
-
-    def __enter__(self) -> GpuBusy:
-        if self.on:
-            self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu",
-                                          "--format=csv,noheader,nounits", "-lms", "100"],
-                                         stdout=subprocess.PIPE, text=True)
-            time.sleep(0.5)  # nvidia-smi's own start-up, so the first samples are the block's
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.on:
-            self.proc.terminate()
-            out, _ = self.proc.communicate()
-            self.samples = [int(line) for line in out.split() if line.strip().isdigit()]
-
-    def busy(self) -> float | None:
-        return float(np.mean(self.samples)) if self.samples else None
-
-
-def gpu_part(work: Path, cells: int, vocab: Path) -> None:
-    from helical_runner.model import SCGPT_DIMS as REAL
-    from helical_runner.test_model import write_test_model
-
-    model_dir = write_test_model(work / "model-real", vocab, REAL)
-    tokens = json.loads((model_dir / "vocab.json").read_text())
-    genes = [g for g in tokens if not g.startswith("<")][:4000]
-    data = work / "raw_counts.h5ad"
-    synthetic(data, cells, genes, expressed=1500)
-    print(f"\n## GPU: {cells} raw-count cells, 1,500 of {len(genes)} genes expressed each (sequences at the "
-          f"1,200-gene cap), real scGPT dims ({REAL}), random weights\n")
-    results: dict[str, tuple[float, float | None, np.ndarray]] = {}
-    out = work / "naive.npy"
-    stdout, _, _ = run_measured([sys.executable, str(HERE), "--child-naive", str(model_dir), str(data), "24",
-                                 str(out), "cuda"], out.with_suffix(".hwm"))
-    naive = json.loads(stdout.strip().splitlines()[-1])
-    results["naive fp16 autocast, batch 24"] = (naive["cells_per_second"], naive["gpu_busy"], np.load(out))
-    for precision, batch in (("bf16", 24), ("bf16", 64), ("bf16", 256), ("fp32", 64)):
-        # cells/s and embeddings: the runner's CLI as shipped; GPU busy: its Embedder alone, warmed up.
-        entry, _, emb = run_runner(data, model_dir, work / f"out-{precision}-{batch}", batch, precision, "cuda")
-        alone = subprocess.run([sys.executable, str(HERE), "--child-embed", str(model_dir), str(data), str(batch),
-                                precision], capture_output=True, text=True, check=True)
-        busy = json.loads(alone.stdout.strip().splitlines()[-1])
-        results[f"runner {precision}, batch {batch}"] = (entry["cells_per_second"], busy["gpu_busy"], emb)
-        print(f"runner {precision}, batch {batch}: Embedder alone {busy['cells_per_second']:.0f} cells/s", flush=True)
-    naive_rate, _, naive_emb = results["naive fp16 autocast, batch 24"]
-    print(f"\n{'path':<32} {'cells/s':>8} {'x naive':>8} {'GPU busy %':>11} {'cos vs naive min/mean':>22}")
-    for name, (rate, busy, emb) in results.items():
-        low, mean = cosine(emb, naive_emb)
-        print(f"{name:<32} {rate:8.0f} {rate / naive_rate:8.2f} {busy if busy is not None else float('nan'):11.0f} "
-              f"{low:12.4f}/{mean:.4f}")
 
 
 def synthetic(path: Path, n_cells: int, genes: list[str], seed: int = 0, expressed: int | None = None) -> None:
@@ -291,7 +215,7 @@ def memory_part(work: Path, small: int, batch_size: int) -> None:
     for n in (small, small * 10):
         data = work / f"synthetic_{n}.h5ad"
         synthetic(data, n, builtin_genes())
-        entry, rss, emb = run_runner(data, model_dir, work / f"out-mem-{n}", batch_size, "auto")
+        entry, rss, emb, _ = run_runner(data, model_dir, work / f"out-mem-{n}", batch_size, "auto")
         assert emb.shape[0] == n
         rows.append((n, rss, entry["cells_per_second"]))
         print(f"{n:>8} cells: peak RSS {rss:8.0f} MiB, {entry['cells_per_second']:.0f} cells/s")
@@ -304,8 +228,10 @@ def main() -> None:
         child_naive(Path(model_dir), Path(data), int(bs), Path(out), *sys.argv[6:7])
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--child-embed":
-        model_dir, data, bs, precision = sys.argv[2:6]
-        child_embed(Path(model_dir), Path(data), int(bs), precision)
+        from bench_gpu import child_embed
+
+        model_dir, data, naive, device = sys.argv[2:6]
+        child_embed(Path(model_dir), Path(data), Path(naive), device)
         return
     if len(sys.argv) > 2 and sys.argv[1] == "--child-measured":
         child_measured(Path(sys.argv[2]), sys.argv[3:])
@@ -318,6 +244,8 @@ def main() -> None:
     parser.add_argument("--memory-cells", type=int, default=10_000, help="memory part: this and 10x as many")
     parser.add_argument("--vocab", type=Path, default=Path(os.environ.get("HELICAL_TEST_VOCAB", DEFAULT_VOCAB)),
                         help="scGPT's default_census_vocab.json, for the full vocabulary size")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="with --device cuda: its steps on the CPU with the tiny model, to check the script")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--workdir", type=Path, help="keep files here (default: a temp dir)")
@@ -328,7 +256,9 @@ def main() -> None:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         if args.device == "cuda":
-            gpu_part(work, args.cells or 8000, args.vocab)
+            from bench_gpu import gpu_part
+
+            gpu_part(work, args.cells or (300 if args.dry_run else 8000), args.vocab, "cpu" if args.dry_run else "cuda")
             return
         if not args.skip_speed:
             speed_part(work, args.cells or 300, args.batch_size, args.vocab)

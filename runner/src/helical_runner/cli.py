@@ -116,7 +116,8 @@ def run(args: argparse.Namespace, clock: StartupClock) -> int:
         loaded = load_model(settings.model_dir, device)
         precision = resolve_precision(settings.precision, device, loaded.dims.embsize)
         LOG.info("precision %s (PRECISION=%s)", precision, settings.precision)
-        embedder = Embedder(loaded, device, precision, settings.batch_size, clock)
+        embedder = Embedder(loaded, device, precision, settings.batch_size, clock, settings.encoder)
+        LOG.info("encoder %s (ENCODER=%s)", embedder.encoder.name, settings.encoder)
         clock.mark("model")
         run_dir = create_run_dir(settings.output_dir, run_id)
     except ConfigError as exc:

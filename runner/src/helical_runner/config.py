@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from helical_runner.contract import CLASSIFIER_MODES, DATA_DIR, DEVICES, MODEL_DIR, OUTPUT_DIR
+from helical_runner.contract import CLASSIFIER_MODES, DATA_DIR, DEVICES, ENCODERS, MODEL_DIR, OUTPUT_DIR
 from helical_runner.errors import ConfigError
 
 # (flag, env var, default, help). The one table a newcomer reads to learn the knobs.
@@ -36,6 +36,10 @@ RUN_OPTIONS: list[tuple[str, str, str | None, str]] = [
     ("--precision", "PRECISION", "auto",
      "auto|fp32|bf16; auto = bf16 for full-size models on hardware with native bf16"),
     ("--chunk-cells", "CHUNK_CELLS", "2048", "cells read from disk at a time; bounds memory"),
+    ("--encoder", "ENCODER", "auto",
+     "auto|helical|packed; helical = Helical's TransformerModel on padded batches of BATCH_SIZE cells, packed = "
+     "its modules on packed tokens, batches of BATCH_SIZE x 1,200 tokens, used once it agrees with helical on "
+     "probe cells; auto = packed on cuda, helical on cpu"),
 ]
 
 LABEL_CANDIDATES = ("LVL1", "cell_type", "celltype", "cell_types", "CellType", "bulk_labels", "labels", "label")
@@ -62,6 +66,7 @@ class Settings:
     statsd_port: int
     precision: str
     chunk_cells: int
+    encoder: str
 
 
 def _dest(flag: str) -> str:
@@ -142,6 +147,7 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = Non
         statsd_port=_int("STATSD_PORT", str(raw["STATSD_PORT"]), 1),
         precision=_choice("PRECISION", str(raw["PRECISION"]), ("auto", "fp32", "bf16")),
         chunk_cells=_int("CHUNK_CELLS", str(raw["CHUNK_CELLS"]), 1),
+        encoder=_choice("ENCODER", str(raw["ENCODER"]), ENCODERS),
     )
 
 

@@ -13,3 +13,5 @@ __all__ = ["DATA_DIR", "EXIT_CONFIG", "EXIT_DATASET_FAILED", "EXIT_OK", "EXIT_TE
 
 DEVICES = ("auto", "cpu", "cuda")
 CLASSIFIER_MODES = ("auto", "on", "off")
+# ENCODER: auto picks one of the other two (metrics.json `encoder` names it).
+ENCODERS = ("auto", "helical", "packed")

@@ -152,6 +152,11 @@ def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, ru
                 LOG.warning("%s: %d cell(s) express no vocabulary gene and are left out of the embeddings",
                             source.name, int((~embedded).sum()))
             rows, embeddings = rows[embedded], embeddings[embedded]
+    timing = embedder.timing.report()
+    LOG.info("%s: embedding took %.2fs: host built batches %.2fs, waited for them %.2fs, issued work %.2fs, "
+             "read back %.2fs; device busy %s", source.name, timing["seconds"], timing["host_build_seconds"],
+             timing["host_wait_seconds"], timing["host_launch_seconds"], timing["host_readback_seconds"],
+             "n/a (cpu)" if timing["device_busy"] is None else f"{timing['device_busy']:.0%}")
     cells_per_second = round(rows.size / max(timer.seconds["embed"], 1e-9), 3)
     obs_out = obs.iloc[rows]
     with timer.stage("classify"):
@@ -173,7 +178,8 @@ def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, ru
                 "matrix": {"source": matrix.path, "raw_counts": matrix.raw_counts},
                 "label_key": label_key, "embedding_key": "X_scgpt", "embedding_dim": int(embeddings.shape[1]),
                 "device": embedder.device.type, "precision": embedder.precision, "batch_size": settings.batch_size,
-                "cells_per_second": cells_per_second, "model": loaded.describe(), "test_model": loaded.test_model,
+                "encoder": embedder.encoder.name, "embed_timing": timing, "cells_per_second": cells_per_second,
+                "model": loaded.describe(), "test_model": loaded.test_model,
                 "classifier": scores, "versions": package_versions(),
                 "durations_seconds": {**timer.seconds, "total": round(time.perf_counter() - started, 4)},
                 # The container's, the same for every dataset it ran (a pack): seconds per stage from its start.
