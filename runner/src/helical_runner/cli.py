@@ -99,7 +99,7 @@ def run(args: argparse.Namespace, clock: StartupClock) -> int:
     from helical_runner.embed import Embedder, configure_threads
     from helical_runner.metrics import Metrics
     from helical_runner.model import load_model
-    from helical_runner.pipeline import Result, run_dataset
+    from helical_runner.pipeline import ContainerRun, Result, run_dataset
     from helical_runner.write import create_run_dir, ensure_writable
 
     clock.mark("imports")
@@ -126,8 +126,8 @@ def run(args: argparse.Namespace, clock: StartupClock) -> int:
         return EXIT_CONFIG
 
     metrics = Metrics(settings.statsd_host, settings.statsd_port, device)
-    results = [run_dataset(source, settings, run_dir, run_id, loaded, embedder, metrics, len(sources))
-               for source in sources]
+    run = ContainerRun(settings, run_dir, run_id, loaded, embedder, metrics, datasets_in_container=len(sources))
+    results = [run_dataset(source, run) for source in sources]
     print_summary(run_id, [result.summary() for result in results])
     if any(result.retryable for result in results):
         return EXIT_UNEXPECTED

@@ -3,20 +3,16 @@ output, a kept earlier one, or a failure recorded for the run's summary (never a
 
 from __future__ import annotations
 
-import functools
 import logging
-import platform
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from helical_runner import __version__
 from helical_runner.classify import classify
 from helical_runner.config import Settings
 from helical_runner.discover import DatasetSource
@@ -25,6 +21,7 @@ from helical_runner.errors import DatasetError, unexpected
 from helical_runner.load import H5adReader
 from helical_runner.metrics import Metrics
 from helical_runner.model import LoadedModel
+from helical_runner.record import EmbeddedDataset, metrics_record
 from helical_runner.subsample import choose_cells
 from helical_runner.validate import check_shape, find_label_key, map_genes
 from helical_runner.write import (
@@ -65,17 +62,6 @@ class Result:
                 "cells": self.cells, "cells_per_second": self.cells_per_second}
 
 
-@functools.cache  # once per container: a pack's datasets would each read the same package metadata
-def package_versions() -> dict[str, str]:
-    found = {"helical_runner": __version__, "python": platform.python_version()}
-    for package in ("helical", "torch", "scanpy", "anndata", "scikit-learn", "numpy"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "not installed"
-    return found
-
-
 class Stages:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -89,43 +75,84 @@ class Stages:
             self.seconds[name] = round(time.perf_counter() - started, 4)
 
 
-def run_dataset(source: DatasetSource, settings: Settings, run_dir: Path, run_id: str, loaded: LoadedModel,
-                embedder: Embedder, metrics: Metrics, datasets_in_container: int) -> Result:
+@dataclass(frozen=True)
+class ContainerRun:
+    """What every dataset of one container shares: its settings, run folder and id, the loaded model and
+    embedder, StatsD, and how many datasets the container runs (its pack)."""
+
+    settings: Settings
+    run_dir: Path
+    run_id: str
+    loaded: LoadedModel
+    embedder: Embedder
+    metrics: Metrics
+    datasets_in_container: int
+
+
+def run_dataset(source: DatasetSource, run: ContainerRun) -> Result:
     """The dataset's outcome, logged and counted; a failure is recorded in <dataset>.failed.json, so one bad
     dataset never stops the others."""
     started = time.perf_counter()
     LOG.info("dataset %s: %s", source.name, source.path)
     try:
-        result = process_dataset(source, settings, run_dir, run_id, loaded, embedder, datasets_in_container)
+        result = process_dataset(source, run)
     except DatasetError as exc:
         result = Result.failed(source.name, str(exc))
     except Exception as exc:
         LOG.exception("dataset %s: unexpected error", source.name)
         result = Result.failed(source.name, unexpected(source.path, exc), retryable=True)
+    test_model = run.loaded.test_model
     if result.status == "failed":
         LOG.error("dataset %s FAILED: %s", source.name, result.error)
-        record_failure(run_dir, source.name, str(result.error), result.retryable)
-        metrics.dataset_failed(source.name, time.perf_counter() - started, loaded.test_model)
+        record_failure(run.run_dir, source.name, str(result.error), result.retryable)
+        run.metrics.dataset_failed(source.name, time.perf_counter() - started, test_model)
     elif not result.reused:
-        metrics.dataset_ok(source.name, result.stage_seconds, result.total_seconds, result.cells or 0,
-                           result.cells_per_second or 0.0, loaded.test_model, result.classifier,
-                           result.startup_seconds)
+        run.metrics.dataset_ok(source.name, result.stage_seconds, result.total_seconds, result.cells or 0,
+                               result.cells_per_second or 0.0, test_model, result.classifier, result.startup_seconds)
         LOG.info("dataset %s: ok, %d cells, %.1f cells/s, outputs in %s%s", source.name, result.cells,
-                 result.cells_per_second, result.output_dir, " (TEST MODEL)" if loaded.test_model else "")
+                 result.cells_per_second, result.output_dir, " (TEST MODEL)" if test_model else "")
     return result
 
 
-def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, run_id: str, loaded: LoadedModel,
-                    embedder: Embedder, datasets_in_container: int) -> Result:
-    """Raises DatasetError (or anything unexpected) on failure; run_dataset records it."""
-    if (earlier := published_metrics(run_dir, source.name)) is not None:
-        return kept_result(run_dir, source, earlier)
-    remove_stale_staging(run_dir, source.name)
+def process_dataset(source: DatasetSource, run: ContainerRun) -> Result:
+    """load -> prepare -> embed -> classify -> write. Raises DatasetError (or anything unexpected) on failure;
+    run_dataset records it."""
+    if (earlier := published_metrics(run.run_dir, source.name)) is not None:
+        return kept_result(run.run_dir, source, earlier)
+    remove_stale_staging(run.run_dir, source.name)
     started = time.perf_counter()
     timer = Stages()
-    clock = embedder.clock
+    clock = run.embedder.clock
     first_in_container = clock is not None and "first_batch" not in clock.marks
-    path = source.path
+    data, obs_out, embeddings = embed_dataset(source, run, timer)
+    with timer.stage("classify"):
+        scores = classify(embeddings, obs_out[data.label_key] if data.label_key else None, run.settings.classifier,
+                          source.name, data.label_key)
+    uns = {"helical_runner": {"run_id": run.run_id, "model": str(run.loaded.folder), "test_model":
+                              run.loaded.test_model, "source": str(data.path)}}
+    # Readers see the dataset folder only once it holds everything (embeddings, then metrics.json).
+    try:
+        with staged_dataset(run.run_dir, source.name) as folder:
+            with timer.stage("write"):
+                write_embeddings(folder, obs_out, embeddings, uns)
+            write_metrics(folder, metrics_record(
+                run_id=run.run_id, dataset=source.name, demo_data=source.is_demo, data=data,
+                max_cells=run.settings.max_cells, batch_size=run.settings.batch_size,
+                device=run.embedder.device.type, precision=run.embedder.precision,
+                encoder=run.embedder.encoder.name, model=run.loaded.describe(), test_model=run.loaded.test_model,
+                classifier=scores, durations={**timer.seconds, "total": round(time.perf_counter() - started, 4)},
+                startup=clock.report() if clock is not None else {}, datasets_in_container=run.datasets_in_container))
+    except AlreadyPublished:
+        return kept_result(run.run_dir, source, published_metrics(run.run_dir, source.name) or {})
+    startup = clock.report().get("to_first_batch") if first_in_container and clock is not None else None
+    return Result(source.name, "ok", str(run.run_dir / source.name), None, data.cells, data.cells_per_second,
+                  dict(timer.seconds), time.perf_counter() - started, scores, startup)
+
+
+def embed_dataset(source: DatasetSource, run: ContainerRun, timer: Stages
+                  ) -> tuple[EmbeddedDataset, pd.DataFrame, np.ndarray]:
+    """load -> prepare -> embed: the dataset's facts, the obs rows of the embedded cells, their embeddings."""
+    path, settings, embedder = source.path, run.settings, run.embedder
     with H5adReader(path) as reader:
         with timer.stage("load"):
             matrix = reader.choose_matrix()
@@ -134,10 +161,9 @@ def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, ru
             obs = reader.obs()
             var = reader.var()
         with timer.stage("prepare"):
-            mapping = map_genes(path, var, loaded.vocab, settings.gene_key)
+            mapping = map_genes(path, var, run.loaded.vocab, settings.gene_key)
             label_key = find_label_key(path, obs, settings.label_key, settings.classifier)
-            labels = obs[label_key] if label_key else None
-            rows = choose_cells(n_cells, settings.max_cells, labels)
+            rows = choose_cells(n_cells, settings.max_cells, obs[label_key] if label_key else None)
             if rows.size < n_cells:
                 LOG.info("%s: MAX_CELLS=%d: embedding %d of %d cells (seeded%s)", source.name, settings.max_cells,
                          rows.size, n_cells, ", stratified by " + label_key if label_key else "")
@@ -157,41 +183,12 @@ def process_dataset(source: DatasetSource, settings: Settings, run_dir: Path, ru
              "read back %.2fs; device busy %s", source.name, timing["seconds"], timing["host_build_seconds"],
              timing["host_wait_seconds"], timing["host_launch_seconds"], timing["host_readback_seconds"],
              "n/a (cpu)" if timing["device_busy"] is None else f"{timing['device_busy']:.0%}")
-    cells_per_second = round(rows.size / max(timer.seconds["embed"], 1e-9), 3)
-    obs_out = obs.iloc[rows]
-    with timer.stage("classify"):
-        scores = classify(embeddings, obs_out[label_key] if label_key else None, settings.classifier, source.name,
-                          label_key)
-    uns = {"helical_runner": {"run_id": run_id, "model": str(loaded.folder), "test_model": loaded.test_model,
-                              "source": str(path)}}
-    # Readers see the dataset folder only once it holds everything (embeddings, then metrics.json).
-    try:
-        with staged_dataset(run_dir, source.name) as folder:
-            with timer.stage("write"):
-                write_embeddings(folder, obs_out, embeddings, uns)
-            metrics = {
-                "run_id": run_id, "dataset": source.name, "source": str(path), "demo_data": source.is_demo,
-                "status": "ok", "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "cells": int(rows.size), "cells_in_file": n_cells, "cells_without_vocab_genes": int((~embedded).sum()),
-                "max_cells": settings.max_cells, "genes": n_genes, "genes_in_vocabulary": mapping.n_in_vocab,
-                "vocabulary_overlap": round(mapping.overlap, 4), "gene_key": mapping.gene_key,
-                "matrix": {"source": matrix.path, "raw_counts": matrix.raw_counts},
-                "label_key": label_key, "embedding_key": "X_scgpt", "embedding_dim": int(embeddings.shape[1]),
-                "device": embedder.device.type, "precision": embedder.precision, "batch_size": settings.batch_size,
-                "encoder": embedder.encoder.name, "embed_timing": timing, "cells_per_second": cells_per_second,
-                "model": loaded.describe(), "test_model": loaded.test_model,
-                "classifier": scores, "versions": package_versions(),
-                "durations_seconds": {**timer.seconds, "total": round(time.perf_counter() - started, 4)},
-                # The container's, the same for every dataset it ran (a pack): seconds per stage from its start.
-                "startup": clock.report() if clock is not None else {},
-                "datasets_in_container": datasets_in_container,
-            }
-            write_metrics(folder, metrics)
-    except AlreadyPublished:
-        return kept_result(run_dir, source, published_metrics(run_dir, source.name) or {})
-    startup = clock.report().get("to_first_batch") if first_in_container and clock is not None else None
-    return Result(source.name, "ok", str(run_dir / source.name), None, int(rows.size), cells_per_second,
-                  dict(timer.seconds), time.perf_counter() - started, scores, startup)
+    data = EmbeddedDataset(path=path, cells_in_file=n_cells, genes=n_genes, matrix=matrix, mapping=mapping,
+                           label_key=label_key, cells=int(rows.size), cells_without_vocab_genes=int((~embedded).sum()),
+                           embedding_dim=int(embeddings.shape[1]),
+                           cells_per_second=round(rows.size / max(timer.seconds["embed"], 1e-9), 3),
+                           embed_timing=timing)
+    return data, obs.iloc[rows], embeddings
 
 
 def kept_result(run_dir: Path, source: DatasetSource, metrics: dict[str, Any]) -> Result:
