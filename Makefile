@@ -96,6 +96,7 @@ UP = $(COMPOSE) up -d --wait --wait-timeout 600 --remove-orphans $(SERVICES)
 up: preflight dirs images $(if $(CLUSTER_BIND_ADDRESS),certs) ## Start the stack: make up WORKERS=3 [GPU=1] [SERVICES=...] (profiles: COMPOSE_PROFILES)
 	@echo '$(UP)'
 	@$(UP) || { $(PYTHON) scripts/helical_tools/explain_startup.py $(COMPOSE); exit 1; }
+	@$(PYTHON) scripts/helical_tools/explain_startup.py --check $(COMPOSE)
 	@scripts/print-urls.sh
 
 .PHONY: down

@@ -3,7 +3,8 @@
 restarting, is unhealthy or could not start, with its state and the last lines of its log, read before anything
 recreates the container; then, for the causes we know, the cause and the fix.
 
-Usage: scripts/helical_tools/explain_startup.py docker compose -f compose.yaml ...   (the compose command make ran)
+Usage: explain_startup.py [--check] docker compose -f compose.yaml ...   (the compose command make ran; --check:
+       after it succeeded, since `up --wait` calls a one-shot service that failed done)
 Standard library only: it runs on the host's python3, before any venv exists.
 """
 
@@ -134,11 +135,19 @@ def missing_images(compose: list[str]) -> list[str]:
             if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode]
 
 
-def explain(compose: list[str], env: Mapping[str, str]) -> str:
+def project_containers(compose: list[str], env: Mapping[str, str]) -> list[Container]:
+    """The project's containers, of the services `make up SERVICES=...` asked for when it named some."""
     try:
         containers = parse_ps(run(*compose, "ps", "-a", "--format", "json"))
     except ValueError:  # compose itself failed (its message is above): no container to read
-        containers = []
+        return []
+    asked = set((env.get("SERVICES") or "").split())
+    return [c for c in containers if not asked or c.service in asked]
+
+
+def explain(compose: list[str], env: Mapping[str, str]) -> str | None:
+    """What failed and the hints for it; None when no container reports an error and every image is here."""
+    containers = project_containers(compose, env)
     project = next((c.project for c in containers if c.project), env.get("COMPOSE_PROJECT_NAME", "helical"))
     out, said = [], []
     for container in containers:
@@ -157,8 +166,7 @@ def explain(compose: list[str], env: Mapping[str, str]) -> str:
     missing = missing_images(compose)
     out += [f"── image {image} is not on this machine" for image in missing]
     if not out:
-        return ("make up: docker compose up failed, but no container reports an error and every image is here: "
-                "read compose's message above, then make ps and make logs.")
+        return None
     hints = hints_for("\n".join(said), project, env, read_example())
     if missing and IMAGE_HINT not in hints:
         hints.append(IMAGE_HINT)
@@ -171,12 +179,33 @@ def explain(compose: list[str], env: Mapping[str, str]) -> str:
     return "\n".join(lines)
 
 
+def wait_for_one_shots(compose: list[str], env: Mapping[str, str], timeout: float = 600) -> None:
+    """`up --wait` calls a one-shot service (restart "no", no healthcheck) ready once it runs: wait for its end."""
+    for container in project_containers(compose, env):
+        policy = run("docker", "inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", container.name).strip()
+        if container.state == "running" and policy in ("no", ""):
+            subprocess.run(["docker", "wait", container.name], capture_output=True, timeout=timeout, check=False)
+
+
 def main(argv: list[str]) -> int:
-    if not argv:
+    """`COMPOSE...` after compose failed: explain it. `--check COMPOSE...` after compose succeeded: `up --wait`
+    reports a one-shot service it was asked for (airflow-init) as done even when it exited with an error, so
+    look again, and fail (exit 1) explaining it when anything did."""
+    check = argv[:1] == ["--check"]
+    compose = argv[1:] if check else argv
+    if not compose:
         print(__doc__, file=sys.stderr)
         return 2
-    print(explain(argv, os.environ), file=sys.stderr)
-    return 0
+    if check:
+        wait_for_one_shots(compose, os.environ)
+    said = explain(compose, os.environ)
+    if said is None:
+        if not check:
+            print("make up: docker compose up failed, but no container reports an error and every image is here: "
+                  "read compose's message above, then make ps and make logs.", file=sys.stderr)
+        return 0
+    print(said, file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
