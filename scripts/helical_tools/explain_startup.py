@@ -179,11 +179,21 @@ def explain(compose: list[str], env: Mapping[str, str]) -> str | None:
     return "\n".join(lines)
 
 
+def one_shot_services(compose: list[str]) -> set[str]:
+    """Services others wait to complete (`condition: service_completed_successfully`): airflow-init and the like."""
+    try:
+        services = json.loads(run(*compose, "config", "--format", "json")).get("services") or {}
+    except ValueError:
+        return set()
+    return {name for service in services.values() for name, needs in (service.get("depends_on") or {}).items()
+            if needs.get("condition") == "service_completed_successfully"}
+
+
 def wait_for_one_shots(compose: list[str], env: Mapping[str, str], timeout: float = 600) -> None:
-    """`up --wait` calls a one-shot service (restart "no", no healthcheck) ready once it runs: wait for its end."""
+    """`up --wait` calls a one-shot service ready once it runs (it has no healthcheck): wait for its end."""
+    one_shots = one_shot_services(compose)
     for container in project_containers(compose, env):
-        policy = run("docker", "inspect", "--format", "{{.HostConfig.RestartPolicy.Name}}", container.name).strip()
-        if container.state == "running" and policy in ("no", ""):
+        if container.service in one_shots and container.state == "running":
             subprocess.run(["docker", "wait", container.name], capture_output=True, timeout=timeout, check=False)
 
 
