@@ -93,6 +93,11 @@ def env_file() -> dict[str, str]:
     return values
 
 
+def docker(*args: str, check: bool = True) -> str:
+    """The Docker CLI's standard output."""
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout
+
+
 def docker_run_runner(*args: str, volumes: dict[Path, str]) -> None:
     mounts = [flag for host, target in volumes.items() for flag in ("-v", f"{host}:{target}")]
     subprocess.run(["docker", "run", "--rm", "--network", "none", "--user", str(os.getuid()), *mounts,

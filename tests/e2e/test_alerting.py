@@ -1,7 +1,8 @@
 """Alerts reach a person (docs/operations.md#alerts), on the live stack: a queue that holds work with no worker
-makes the real CeleryQueueHasNoWorker rule fire in Prometheus; Alertmanager, configured from .env at start
-(ALERT_WEBHOOK_URL), routes it to the critical receiver and POSTs it to a webhook receiver on the stack's network
-(tests/e2e/compose.test.yaml), which gets it with its labels and its runbook link.
+makes the real CeleryQueueHasNoWorker rule fire in Prometheus, even when a worker died without telling Flower
+(SIGKILL: no worker-offline event, so only Flower's purge of silent workers ends its flower_worker_online 1);
+Alertmanager, configured from .env at start (ALERT_WEBHOOK_URL), routes it to the critical receiver and POSTs it
+to a webhook receiver on the stack's network (tests/e2e/compose.test.yaml), which gets it with its labels and its runbook link.
 
 Here the rule fires after 30 s instead of 5 min, and Alertmanager sends a group again after 30 s instead of 5 min
 (harness.write_faster_alerting); everything else is the production configuration.
@@ -16,7 +17,7 @@ from typing import Any
 import requests
 
 from helical_workflow.names import CPU_QUEUE
-from tests.harness import ALERT_UNDER_TEST, E2E, ROOT, make
+from tests.harness import ALERT_UNDER_TEST, E2E, ROOT, compose, docker, make
 
 RECORD = E2E / "alerts" / "alerts.jsonl"  # what the receiver got, one POST body a line
 
@@ -35,6 +36,9 @@ def received_firing(since: float) -> list[tuple[dict[str, Any], dict[str, Any]]]
 
 def test_a_queue_without_workers_pages_through_alertmanager_with_its_runbook(stack):
     since = time.time()
+    dies = compose("ps", "-q", "airflow-worker").split()[0]
+    docker("update", "--restart", "no", dies)  # stays dead, as a lost host does
+    docker("kill", dies)
     make("scale", WORKERS="0")
     try:
         run_id = stack.trigger("alert", device="cpu", data="pbmc_part_b.h5ad", max_cells=50)

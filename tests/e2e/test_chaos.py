@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.compose_config import names_env
-from tests.harness import E2E, MAKE_VARS, ROOT, compose, docker_run_runner, make, user_environment
+from tests.harness import E2E, MAKE_VARS, ROOT, compose, docker, docker_run_runner, make, user_environment
 
 BIG = "chaos/big.h5ad"  # 80,000 cells: ~3 min on one CPU with the tiny model (460 cells/s); max_cells picks less
 BIG_NAME = "chaos__big"  # its output name in a run: the path under /data, folders joined by "__"
@@ -37,10 +37,6 @@ def until(what: str, check: Callable[[], object], timeout: float, every: float =
             raise TimeoutError(f"after {timeout:.0f}s still waiting for {what}")
         time.sleep(every)
     return found
-
-
-def docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
 
 
 def runner_containers(run_id: str, running: bool = True) -> list[str]:

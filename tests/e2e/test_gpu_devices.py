@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import compose
+from tests.harness import compose, docker
 
 GPU_DEVICES = ["0", "1", "2", "3"]
 PROFILE = ("--profile", "gpu-test")
@@ -43,10 +43,6 @@ assert None not in held, 'a slot was already held'
 print('holding', flush=True)
 time.sleep(3600)
 """
-
-
-def docker(*args: str, check: bool = True) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout
 
 
 @pytest.fixture(scope="module")

@@ -15,16 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import E2E, ROOT, compose
+from tests.harness import E2E, ROOT, compose, docker
 
 NOOP_IMAGE = "helical-runner:noop"
 SCALE = {"RUNNER_CPU_IMAGE": NOOP_IMAGE, "RUNNER_SLOTS": "48", "WORKER_CONCURRENCY": "16",
          "MAX_RUNNER_TASKS": "64", "MAX_DATASETS_PER_RUN": "10000"}
 CONCURRENT = 40  # past core.parallelism 32, Airflow's default
-
-
-def docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
 
 
 def make_datasets(folder: Path, count: int, content: bytes = b"") -> None:
@@ -46,8 +42,11 @@ def noop_stack(stack):
 
 
 def scheduler_limits() -> dict[str, str]:
-    env = compose("exec", "-T", "airflow-scheduler", "env", env=SCALE).splitlines()
-    return dict(line.split("=", 1) for line in env if line.startswith("AIRFLOW__") and "=" in line)
+    """The environment of the running scheduler process: the launcher (tini's child, exec'd into Airflow) derives
+    the limits there, so a new `exec` shell does not see them."""
+    environ = compose("exec", "-T", "airflow-scheduler", "sh", "-c",
+                      "tr '\\0' '\\n' < /proc/$(cut -d' ' -f1 /proc/1/task/1/children)/environ", env=SCALE)
+    return dict(line.split("=", 1) for line in environ.splitlines() if line.startswith("AIRFLOW__") and "=" in line)
 
 
 def test_more_runner_tasks_than_airflows_defaults_run_at_once(noop_stack):

@@ -11,14 +11,10 @@ import subprocess
 import pytest
 
 from tests.gateway_harness import unexpected_answers
-from tests.harness import ROOT, compose
+from tests.harness import ROOT, compose, docker
 
 CLASSES = {1: "path forms", 2: "request smuggling", 3: "JSON the engine reads differently",
            4: "values past a runner", 5: "bind sources", 6: "the ID prefix race"}
-
-
-def docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
 
 
 @pytest.fixture(scope="module")
