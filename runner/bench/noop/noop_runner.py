@@ -7,6 +7,7 @@ holds JSON such as {"noop_seconds": 120} sets its own wait (the stack tests hold
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,18 @@ def noop_seconds(data: Path) -> float:
         return float(json.loads(data.read_bytes()[:256])["noop_seconds"])
     except (OSError, ValueError, KeyError, TypeError):  # a real .h5ad, a folder, or no wait of its own
         return float(os.environ.get("NOOP_SECONDS", "5"))
+
+
+def publish(folder: Path, metrics: dict) -> None:
+    """Stage the folder, then one rename; a try that loses the race to publish leaves nothing behind."""
+    staging = folder.with_name(f".{folder.name}.noop.tmp")
+    shutil.rmtree(staging, ignore_errors=True)  # left by a try that was killed mid-way
+    staging.mkdir(parents=True)
+    (staging / "metrics.json").write_text(json.dumps(metrics))
+    try:
+        staging.rename(folder)
+    except OSError:  # published meanwhile by another try
+        shutil.rmtree(staging)
 
 
 def main() -> int:
@@ -30,17 +43,11 @@ def main() -> int:
     names = args.name or [Path(d).stem for d in args.data]
     results = []
     for data, name in zip(args.data, names, strict=True):
-        time.sleep(noop_seconds(Path(data)))
         folder = Path(args.output_dir) / args.run_id / name
-        staging = folder.with_name(f".{name}.noop.tmp")
-        staging.mkdir(parents=True, exist_ok=True)
-        metrics = {"run_id": args.run_id, "dataset": name, "source": data, "status": "ok", "noop": True, "cells": 0,
-                   "durations_seconds": {"embed": 0.0}}
-        (staging / "metrics.json").write_text(json.dumps(metrics))
-        try:
-            staging.rename(folder)
-        except OSError:  # published by an earlier try
-            pass
+        if not (folder / "metrics.json").is_file():  # like the runner: what an earlier try published is kept
+            time.sleep(noop_seconds(Path(data)))
+            publish(folder, {"run_id": args.run_id, "dataset": name, "source": data, "status": "ok", "noop": True,
+                             "cells": 0, "durations_seconds": {"embed": 0.0}})
         results.append({"dataset": name, "status": "ok", "output_dir": str(folder), "error": None, "cells": 0,
                         "cells_per_second": None})
     print(json.dumps({"run_id": args.run_id, "ok": True, "datasets": results}), flush=True)
